@@ -1,0 +1,48 @@
+# The two commands of the README are `make reproduce` and `make test`; the rest are helpers.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+STAMP := $(VENV)/.invdiff-installed
+# torch/torchvision are pinned here (not only in settings.ini) so pip takes the matching pair it has on disk.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: reproduce test install export clean-nbs readme lab publish bench help
+
+help:
+	@echo "make reproduce [PROFILE=smoke|cpu|gpu]  run every notebook with papermill into runs/<profile>/"
+	@echo "make test                               install if needed, then run the whole test suite"
+	@echo "make export | clean-nbs | readme | lab | publish PROFILE=..."
+
+$(STAMP): settings.ini setup.py pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(TORCH_PINS)
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/python -m invdiff_nb.reproduce --write-readme
+
+clean-nbs: $(STAMP)
+	$(BIN)/nbdev_clean
+
+readme: $(STAMP)
+	$(BIN)/python -m invdiff_nb.reproduce --write-readme
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs
+
+# copy the light parts of runs/<profile>/ (report, results.json, figures) into reports/<profile>/ for committing
+publish: $(STAMP)
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --publish-only
