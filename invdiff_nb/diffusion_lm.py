@@ -257,7 +257,7 @@ class ClassifierControl:
         self.clf, self.scheduler, self.target, self.lam, self.steps, self.lr = classifier, scheduler, target, lam, steps, lr
     def __call__(self, x, t_prev, x_t=None, t=None, pred_x0=None):
         if x_t is None or t_prev < 0 or self.steps == 0 or self.lr == 0: return x
-        mu, var = posterior_mean_var(self.scheduler, pred_x0, x_t, t, t_prev)
+        mu, var = posterior_mean_var(self.scheduler, pred_x0.detach(), x_t.detach(), t, t_prev)
         y = torch.full((x.shape[0],), self.target, device=x.device, dtype=torch.long)
         tp = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
         x = x.detach().clone().requires_grad_(True)
