@@ -17,9 +17,9 @@ from .train import TrainConfig, TrainResult, fit
 
 # %% auto #0
 __all__ = ['timestep_grid', 'prediction_target', 'per_sample_loss', 'loss_matrix', 'group_signal', 'check_simplex', 'group_risks',
-           'GroupInferenceConfig', 'GroupInference', 'infer_groups', 'minority_recall', 'group_nmi', 'topk_share',
-           'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel', 'invdiff_loss_fn', 'indexed_batches',
-           'train_invdiff']
+           'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'group_nmi',
+           'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel', 'invdiff_loss_fn',
+           'indexed_batches', 'train_invdiff']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -118,12 +118,16 @@ class GroupInferenceConfig(Config):
     objective: str = 'std'              # 'std' (official, unweighted Std_k R_k) or 'between' (mass-weighted spread)
     min_weight: float = 0.0             # w of the min-group-mass term (0 = off, as in the released runs)
     param: str = 'clamp'                # 'clamp' (clamp>=0 + renormalise after each step) or 'softmax' (logits)
+    solver: str = 'adam'                # 'adam' (official, local) or 'exact' (global optimum; objective='between' only)
     standardize: bool = True            # z-score the signal first
     seed: int = 0
 
     def __post_init__(self):
         if self.objective not in ('std', 'between'): raise ValueError(f"objective must be 'std' or 'between', got {self.objective!r}")
         if self.param not in ('clamp', 'softmax'): raise ValueError(f"param must be 'clamp' or 'softmax', got {self.param!r}")
+        if self.solver not in ('adam', 'exact'): raise ValueError(f"solver must be 'adam' or 'exact', got {self.solver!r}")
+        if self.solver == 'exact' and self.objective != 'between':
+            raise ValueError("solver='exact' solves objective='between' (1-D k-means); the 'std' objective needs solver='adam'")
         if self.steps < 0 or self.lr <= 0: raise ValueError(f'need steps >= 0 and lr > 0, got {self.steps}, {self.lr}')
 
 @dataclass
@@ -136,7 +140,34 @@ class GroupInference:
     @property
     def hard(self) -> torch.Tensor: return self.W.argmax(1)
 
-# %% ../nbs/50_invdiff.ipynb #c018
+# %% ../nbs/50_invdiff.ipynb #c019
+def kmeans_1d(s: torch.Tensor, K: int, block: int = 256) -> torch.Tensor:
+    "Exact 1-D k-means: labels (N,) in 0..K-1 (ascending in s) minimising the within-group sum of squares (DP)."
+    s = torch.as_tensor(s, dtype=torch.float64).flatten().cpu(); N = len(s)
+    if not 1 <= K <= N: raise ValueError(f'K={K} groups for N={N} samples: need 1 <= K <= N')
+    v, order = s.sort()
+    P1, P2 = F.pad(v.cumsum(0), (1, 0)), F.pad((v * v).cumsum(0), (1, 0))   # prefix sums
+    idx = torch.arange(N)
+    def sse(i, j):   # within sum of squares of v[i..j] (broadcast), inf where i > j
+        n = (j - i + 1).clamp_min(1).double(); s1 = P1[j + 1] - P1[i]
+        return torch.where(i <= j, (P2[j + 1] - P2[i] - s1 * s1 / n).clamp_min(0), torch.full_like(n, math.inf))
+    D, back = sse(torch.zeros(N, dtype=torch.long), idx), []          # D[j]: best cost of v[0..j] in k+1 groups
+    for k in range(1, K):
+        prev = F.pad(D[:-1], (1, 0), value=math.inf); prev[:k] = math.inf   # cost of v[0..i-1] in k groups
+        Dk, Bk, lo = torch.full((N,), math.inf, dtype=torch.float64), torch.zeros(N, dtype=torch.long), k
+        for j0 in range(0, N, block):
+            jj = idx[j0:j0 + block]; ii = idx[lo:int(jj[-1]) + 1]
+            m, a = (prev[ii][:, None] + sse(ii[:, None], jj[None, :])).min(0)
+            Dk[jj], Bk[jj] = m, a + lo
+            lo = max(lo, int(Bk[jj[-1]]))            # the optimal last split is non-decreasing in j
+        D = Dk; back.append(Bk)
+    lab, j = torch.zeros(N, dtype=torch.long), N - 1
+    for k in range(K - 1, 0, -1):
+        st = int(back[k - 1][j]); lab[st:j + 1] = k; j = st - 1
+    out = torch.empty(N, dtype=torch.long); out[order] = lab
+    return out
+
+# %% ../nbs/50_invdiff.ipynb #c021
 def _spread(R, mass, s_mean, objective):
     if objective == 'std': return R.std(unbiased=False)
     m = mass / mass.sum()
@@ -150,6 +181,9 @@ def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, 
     if not 2 <= K <= N: raise ValueError(f'K={K} groups for N={N} samples: need 2 <= K <= N')
     if not torch.isfinite(s).all(): raise ValueError('losses contain NaN/inf')
     if cfg.standardize: s = (s - s.mean()) / s.std().clamp_min(1e-12)
+    if cfg.solver == 'exact':
+        W = F.one_hot(kmeans_1d(s, K), K).float(); R, mass = group_risks(s.float(), W)
+        return GroupInference(W=W, risks=R, mass=mass, history=[_spread(R.double(), mass.double(), s.mean(), 'between').item()])
     g = make_generator(derive_seed(cfg.seed, 'infer_groups'), 'cpu')
     if cfg.param == 'clamp':
         p = torch.rand(N, K, generator=g, dtype=torch.float64); p = (p / p.sum(1, keepdim=True)).requires_grad_(True)
@@ -170,7 +204,7 @@ def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, 
     check_simplex(W)
     return GroupInference(W=W, risks=R, mass=mass, history=hist)
 
-# %% ../nbs/50_invdiff.ipynb #c020
+# %% ../nbs/50_invdiff.ipynb #c023
 def minority_recall(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
     "(recall, precision) of the true minority in the highest-risk inferred group (hard assignment). Labels: evaluation only."
     is_minority = torch.as_tensor(is_minority).bool().cpu()
@@ -191,7 +225,7 @@ def topk_share(signal: torch.Tensor, is_minority: torch.Tensor) -> float:
     if k == 0: raise ValueError('no minority samples')
     return is_minority[signal.cpu().topk(k).indices].float().mean().item()
 
-# %% ../nbs/50_invdiff.ipynb #c026
+# %% ../nbs/50_invdiff.ipynb #c029
 def vrex_loss(losses: torch.Tensor, W: torch.Tensor, lam: float = 1.0, min_mass: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     "V-REx objective mean_k R_k + lam * Var_k R_k over the groups with mass in the batch; returns (loss, R)."
     if lam < 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
@@ -200,7 +234,7 @@ def vrex_loss(losses: torch.Tensor, W: torch.Tensor, lam: float = 1.0, min_mass:
     R = R[mass > min_mass]
     return R.mean() + lam * R.var(unbiased=False), R
 
-# %% ../nbs/50_invdiff.ipynb #c029
+# %% ../nbs/50_invdiff.ipynb #c032
 def zero_init_output(module: nn.Module) -> nn.Module:
     "Zero the weight and bias of the last registered Conv/Linear layer of `module` (its output layer); returns it."
     last = None
@@ -216,7 +250,7 @@ def count_trainable(model: nn.Module) -> int:
     "Number of parameters with requires_grad."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/50_invdiff.ipynb #c030
+# %% ../nbs/50_invdiff.ipynb #c033
 class InvDiffModel(nn.Module):
     "Frozen `base` + lightweight `module`: (1-r) base + r module ('convex', InvDiff) or base + r module ('residual')."
     def __init__(self, base: nn.Module, module: nn.Module, r: float = 0.2, mode: str = 'convex',
@@ -234,6 +268,11 @@ class InvDiffModel(nn.Module):
                              'or pass max_frac=None')
         self.base, self.module, self.r, self.mode = base.requires_grad_(False).eval(), module, float(r), mode
 
+    @property
+    def null_class(self):
+        "The base model's null class (for classifier-free guidance), if it has one."
+        return getattr(self.base, 'null_class', None)
+
     def train(self, mode: bool = True):
         super().train(mode); self.base.eval(); return self    # the frozen base never uses dropout
 
@@ -246,7 +285,7 @@ class InvDiffModel(nn.Module):
         bad = [n for n, p in self.base.named_parameters() if p.requires_grad]
         if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
 
-# %% ../nbs/50_invdiff.ipynb #c034
+# %% ../nbs/50_invdiff.ipynb #c037
 def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1, null_cond=None) -> Callable:
     "loss_fn(model, (x0, cond, idx), generator) for `fit`: V-REx over the rows W[idx] with per-sample denoising losses."
     check_simplex(W)
@@ -278,7 +317,7 @@ def indexed_batches(x0: torch.Tensor, cond, batch_size: int, sample_probs: torch
         return x0[idx], (None if cond is None else cond[idx]), idx
     return get_batch
 
-# %% ../nbs/50_invdiff.ipynb #c035
+# %% ../nbs/50_invdiff.ipynb #c038
 def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: torch.Tensor, cfg: TrainConfig,
                   lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, null_cond=None,
                   sample_probs=None, device=None, progress: bool = False) -> TrainResult:

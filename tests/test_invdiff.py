@@ -5,7 +5,7 @@ from torch import nn
 from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
 from invdiff_nb.train import TrainConfig
-from invdiff_nb.invdiff import (GroupInferenceConfig, InvDiffModel, check_simplex, count_trainable, group_nmi,
+from invdiff_nb.invdiff import (GroupInferenceConfig, InvDiffModel, check_simplex, count_trainable, group_nmi, kmeans_1d,
                                 group_risks, group_signal, infer_groups, invdiff_loss_fn, loss_matrix, minority_recall,
                                 per_sample_loss, prediction_target, timestep_grid, topk_share, train_invdiff, vrex_loss,
                                 zero_init_output)
@@ -85,6 +85,28 @@ def test_group_inference_recovers_planted_minority():
     assert torch.equal(gi.W, infer_groups(s, K=2, steps=200, seed=0).W)
     assert 0 <= group_nmi(gi.W, grp) <= 1
     assert topk_share(s, mino) > 0.8                      # the planted signal itself separates the minority
+
+
+def test_kmeans_1d_exact_against_brute_force():
+    import itertools
+    for seed in range(3):
+        x = torch.randn(10, generator=torch.Generator().manual_seed(seed), dtype=torch.float64); v = x.sort().values
+        brute = min(sum(((v[a:b] - v[a:b].mean()) ** 2).sum().item() for a, b in zip((0,) + c, c + (10,)))
+                    for c in itertools.combinations(range(1, 10), 3))
+        lab = kmeans_1d(x, 4)
+        assert abs(sum(((x[lab == k] - x[lab == k].mean()) ** 2).sum().item() for k in range(4)) - brute) < 1e-9
+    with pytest.raises(ValueError, match='K=0'): kmeans_1d(torch.randn(5), 0)
+
+
+def test_exact_solver_isolates_planted_minority_and_beats_adam():
+    s, grp, mino = _planted(delta=5.0)
+    ex = infer_groups(s, K=4, objective='between', solver='exact')
+    ad = infer_groups(s, K=4, objective='between', steps=200, seed=0)
+    check_simplex(ex.W)
+    assert ex.history[-1] >= ad.history[-1] - 1e-6
+    rec, prec = minority_recall(ex.W, ex.risks, mino)
+    assert rec >= 0.9 and prec >= 0.9, (rec, prec)
+    with pytest.raises(ValueError, match='exact'): GroupInferenceConfig(solver='exact', objective='std')
 
 
 def test_group_inference_bad_input():
