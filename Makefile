@@ -45,4 +45,5 @@ lab: $(STAMP)
 
 # copy the light parts of runs/<profile>/ (report, results.json, figures) into reports/<profile>/ for committing
 publish: $(STAMP)
-	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --publish-only
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --publish
+	$(BIN)/python -m invdiff_nb.reproduce --write-readme
