@@ -206,10 +206,11 @@ def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, 
 
 # %% ../nbs/50_invdiff.ipynb #c023
 def minority_recall(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
-    "(recall, precision) of the true minority in the highest-risk inferred group (hard assignment). Labels: evaluation only."
-    is_minority = torch.as_tensor(is_minority).bool().cpu()
+    "(recall, precision) of the true minority in the high-risk groups (risk above the mean risk; hard assignment). Labels: evaluation only."
+    is_minority, risks = torch.as_tensor(is_minority).bool().cpu(), torch.as_tensor(risks).cpu()
     if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}')
-    top = W.argmax(1).cpu() == int(torch.as_tensor(risks).argmax())
+    if len(risks) != W.shape[1]: raise ValueError(f'{len(risks)} risks for {W.shape[1]} groups')
+    top = (risks > risks.mean())[W.argmax(1).cpu()]
     rec = (top & is_minority).sum().item() / max(1, is_minority.sum().item())
     prec = (top & is_minority).sum().item() / max(1, top.sum().item())
     return rec, prec
