@@ -17,9 +17,9 @@ from .train import TrainConfig, TrainResult, fit
 
 # %% auto #0
 __all__ = ['timestep_grid', 'prediction_target', 'per_sample_loss', 'loss_matrix', 'group_signal', 'check_simplex', 'group_risks',
-           'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'group_nmi',
-           'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel', 'invdiff_loss_fn',
-           'indexed_batches', 'train_invdiff']
+           'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'top_group_stats',
+           'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel',
+           'invdiff_loss_fn', 'indexed_batches', 'train_invdiff', 'fit_base']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -205,15 +205,20 @@ def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, 
     return GroupInference(W=W, risks=R, mass=mass, history=hist)
 
 # %% ../nbs/50_invdiff.ipynb #c023
-def minority_recall(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
-    "(recall, precision) of the true minority in the high-risk groups (risk above the mean risk; hard assignment). Labels: evaluation only."
-    is_minority, risks = torch.as_tensor(is_minority).bool().cpu(), torch.as_tensor(risks).cpu()
+def minority_recall(W: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
+    "(recall, precision) of the true minority in the minority-dominated inferred groups (hard assignment). Labels: evaluation only."
+    is_minority = torch.as_tensor(is_minority).bool().cpu(); W = W.detach().cpu()
     if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}')
-    if len(risks) != W.shape[1]: raise ValueError(f'{len(risks)} risks for {W.shape[1]} groups')
-    top = (risks > risks.mean())[W.argmax(1).cpu()]
-    rec = (top & is_minority).sum().item() / max(1, is_minority.sum().item())
-    prec = (top & is_minority).sum().item() / max(1, top.sum().item())
-    return rec, prec
+    dominated = (W * is_minority[:, None].to(W.dtype)).sum(0) > 0.5 * W.sum(0)   # (K,)
+    sel = dominated[W.argmax(1)]
+    return (sel & is_minority).sum().item() / max(1, is_minority.sum().item()), (sel & is_minority).sum().item() / max(1, sel.sum().item())
+
+def top_group_stats(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
+    "(recall, precision) of the true minority in the single highest-risk inferred group (hard assignment)."
+    is_minority = torch.as_tensor(is_minority).bool().cpu()
+    if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}')
+    top = W.argmax(1).cpu() == int(torch.as_tensor(risks).argmax())
+    return (top & is_minority).sum().item() / max(1, is_minority.sum().item()), (top & is_minority).sum().item() / max(1, top.sum().item())
 
 def group_nmi(W: torch.Tensor, true_groups: torch.Tensor) -> float:
     "Normalised mutual information between the hard inferred groups and the true groups."
@@ -331,3 +336,20 @@ def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: tor
               params=list(model.module.parameters()))
     model.check_frozen()
     return res
+
+# %% ../nbs/50_invdiff.ipynb #c040
+def fit_base(model: nn.Module, scheduler, x0: torch.Tensor, cond, cfg: TrainConfig, batch_size: int = 64,
+             cond_drop_prob: float = 0.1, null_cond=None, name: str | None = None, seed: int = 0, device=None,
+             progress: bool = False) -> tuple[nn.Module, float, bool]:
+    "Stage 0: denoising ERM with condition dropout; cached under `name` via `load_or_train`. Returns (model, seconds, loaded)."
+    from invdiff_nb.core import load_or_train
+    loss_fn = invdiff_loss_fn(scheduler, torch.ones(len(x0), 1, device=x0.device), 0.0, cond_drop_prob, null_cond)
+    train = lambda m: fit(m, loss_fn, indexed_batches(x0, cond, batch_size), cfg, device=device, progress=progress)
+    t0 = time.time()
+    if name is None: train(model); return model, time.time() - t0, False
+    mcfg, scfg = getattr(model, 'config', None), getattr(scheduler, 'config', None)
+    key = dict(model=mcfg.to_dict() if hasattr(mcfg, 'to_dict') else repr(mcfg), scheduler=scfg.to_dict() if hasattr(scfg, 'to_dict') else repr(scfg),
+               train=cfg.to_dict(), batch_size=batch_size, cond_drop_prob=cond_drop_prob, null_cond=repr(null_cond),
+               data=[list(x0.shape), float(x0.double().sum()), None if cond is None else float(cond.double().sum())])
+    model, loaded = load_or_train(model, name, key, seed, train, verbose=False)
+    return model, time.time() - t0, loaded
