@@ -47,3 +47,8 @@ lab: $(STAMP)
 publish: $(STAMP)
 	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --publish
 	$(BIN)/python -m invdiff_nb.reproduce --write-readme
+
+# training / sampling benchmark of our fast path against plain diffusers (bench.json); BENCH_ARGS e.g. --profile gpu
+bench: $(STAMP)
+	mkdir -p runs
+	$(BIN)/python -m invdiff_nb.bench --out runs/bench.json $(BENCH_ARGS)
