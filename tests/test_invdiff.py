@@ -228,3 +228,23 @@ def test_fit_base_caches(tmp_path, monkeypatch):
     m1, _, l1 = fit_base(_tiny((8, 8), 0), s, x, y, TrainConfig(steps=2, log_every=1), 4, null_cond=2, name='b')
     m2, _, l2 = fit_base(_tiny((8, 8), 1), s, x, y, TrainConfig(steps=2, log_every=1), 4, null_cond=2, name='b')
     assert not l1 and l2 and all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_with_course_scheduler_and_unet():
+    from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig, diffusion_loss
+    from invdiff_nb.models import UNet, UNetConfig
+    s = GaussianScheduler(SchedulerConfig(num_train_timesteps=50, rescale_betas_zero_snr=True, prediction_type='v_prediction',
+                                          timestep_spacing='trailing'))
+    g = torch.Generator().manual_seed(0)
+    x0, n, t = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g), torch.tensor([0, 25, 49])
+    assert torch.allclose(prediction_target(s, x0, n, t), s.get_target(x0, n, t))
+    torch.manual_seed(0)
+    mk = lambda ch: UNet(UNetConfig(in_channels=3, image_size=8, base_channels=ch, channel_mults=(1, 2), attn_resolutions=(),
+                                    dropout=0.0, norm_groups=4, num_classes=2, num_timesteps=50))
+    base = mk(16); base.out[-1].weight.data.normal_(0, 0.1)      # a non-trivial base
+    y = torch.tensor([0, 1, 2])
+    # our per-sample loss = the course's diffusion_loss(reduction='none') with the same t and noise
+    assert torch.allclose(per_sample_loss(base, s, x0, t, n, y), diffusion_loss(base, s, x0, y, t=t, noise=n, reduction='none'), atol=1e-6)
+    m = InvDiffModel(base, zero_init_output(mk(4)), r=0.3)
+    assert m.null_class == 2
+    with torch.no_grad(): assert torch.allclose(m(x0, t, y), 0.7 * base(x0, t, y), atol=1e-6)
