@@ -5,6 +5,7 @@ from torch import nn
 from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
 from invdiff_nb.train import TrainConfig
+from invdiff_nb.models import DiffusersUNet
 from invdiff_nb.invdiff import (GroupInferenceConfig, InvDiffModel, check_simplex, count_trainable, group_nmi, kmeans_1d,
                                 group_risks, group_signal, infer_groups, invdiff_loss_fn, loss_matrix, minority_recall, top_group_stats,
                                 per_sample_loss, prediction_target, timestep_grid, topk_share, train_invdiff, vrex_loss,
@@ -171,27 +172,13 @@ def test_stage2_trains_module_only():
     with pytest.raises(ValueError, match='lam'): invdiff_loss_fn(s, W, lam=-1)
 
 
-class _CondWrap(nn.Module):
-    "Minimal stand-in for models.DiffusersUNet on a UNet2DConditionModel: cond = encoder hidden states (B, L, D)."
-    def __init__(self, unet): super().__init__(); self.unet = unet
-    def forward(self, x_t, t, cond=None): return self.unet(x_t, t, encoder_hidden_states=cond).sample
-
-
-def _adapter(unet):
-    try:
-        from invdiff_nb.models import DiffusersUNet
-        return DiffusersUNet(unet)
-    except ImportError:
-        return _CondWrap(unet)
-
-
 def test_any_diffusers_model_stages_1_to_3(tmp_path):
     kw = dict(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D'),
               up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'), cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4)
     torch.manual_seed(0)
     UNet2DConditionModel(block_out_channels=(32, 64), **kw).save_pretrained(tmp_path / 'base')
-    base = _adapter(UNet2DConditionModel.from_pretrained(tmp_path / 'base'))
-    module = zero_init_output(_adapter(UNet2DConditionModel(block_out_channels=(8, 8), **kw)))
+    base = DiffusersUNet(UNet2DConditionModel.from_pretrained(tmp_path / 'base'))
+    module = zero_init_output(DiffusersUNet(UNet2DConditionModel(block_out_channels=(8, 8), **kw)))
     s = _sched(T=40)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(12, 3, 8, 8, generator=g).clamp(-1, 1)
@@ -209,14 +196,10 @@ def test_any_diffusers_model_stages_1_to_3(tmp_path):
         assert torch.allclose(m(x[:2], torch.tensor([1, 30]), cond[:2]), 0.8 * base(x[:2], torch.tensor([1, 30]), cond[:2]), atol=1e-5)
     train_invdiff(m, s, x, cond, gi.W, TrainConfig(steps=2, lr=1e-3, log_every=1), batch_size=4, null_cond=null)
     m.check_frozen()
-    # stage 3: a few guided DDIM-like steps with the diffusers scheduler on the combined model
-    s.set_timesteps(3)
-    xt = torch.randn(2, 3, 8, 8, generator=g)
-    with torch.no_grad():
-        for t in s.timesteps:
-            tt = t.repeat(2)
-            e_u, e_c = m(xt, tt, null.expand(2, -1, -1)), m(xt, tt, prompts)
-            xt = s.step(e_u + 2.0 * (e_c - e_u), t, xt, generator=g).prev_sample
+    # stage 3: the one sampler with classifier-free guidance (text-embedding null condition), diffusers scheduler
+    from invdiff_nb.sampling import sample, CFGModel
+    xt = sample(CFGModel(m, 2.0, null_cond=null), s, (2, 3, 8, 8), n_steps=3, sampler='ddpm', cond=prompts,
+                generator=torch.Generator().manual_seed(1))
     assert xt.shape == (2, 3, 8, 8) and torch.isfinite(xt).all()
 
 
