@@ -19,7 +19,7 @@ from .train import TrainConfig, TrainResult, fit
 __all__ = ['timestep_grid', 'prediction_target', 'per_sample_loss', 'loss_matrix', 'group_signal', 'check_simplex', 'group_risks',
            'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'top_group_stats',
            'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel',
-           'invdiff_loss_fn', 'indexed_batches', 'train_invdiff', 'fit_base']
+           'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff', 'fit_base']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -324,12 +324,21 @@ def indexed_batches(x0: torch.Tensor, cond, batch_size: int, sample_probs: torch
     return get_batch
 
 # %% ../nbs/50_invdiff.ipynb #c038
+def group_balanced_probs(W: torch.Tensor) -> torch.Tensor:
+    "Sampling probabilities (N,) that give every (soft) group the same total probability: p_i = sum_k W_ik / (K m_k)."
+    check_simplex(W)
+    mass = W.sum(0); keep = mass > 0
+    return (W[:, keep] / mass[keep]).sum(1) / keep.sum()
+
 def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: torch.Tensor, cfg: TrainConfig,
                   lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, null_cond=None,
-                  sample_probs=None, device=None, progress: bool = False) -> TrainResult:
+                  sample_probs=None, group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
     "Stage 2: train only `model.module` with the V-REx objective through the one training loop `fit`."
     if not isinstance(model, InvDiffModel): raise TypeError('train_invdiff expects an InvDiffModel(base, module, r)')
     if W.shape[0] != len(x0): raise ValueError(f'W has {W.shape[0]} rows but there are {len(x0)} samples')
+    if group_balanced:
+        if sample_probs is not None: raise ValueError('pass either sample_probs or group_balanced=True, not both')
+        sample_probs = group_balanced_probs(W.detach().cpu())
     model.check_frozen()
     res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob, null_cond),
               indexed_batches(x0, cond, batch_size, sample_probs), cfg, device=device, progress=progress,
@@ -337,7 +346,7 @@ def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: tor
     model.check_frozen()
     return res
 
-# %% ../nbs/50_invdiff.ipynb #c040
+# %% ../nbs/50_invdiff.ipynb #c042
 def fit_base(model: nn.Module, scheduler, x0: torch.Tensor, cond, cfg: TrainConfig, batch_size: int = 64,
              cond_drop_prob: float = 0.1, null_cond=None, name: str | None = None, seed: int = 0, device=None,
              progress: bool = False) -> tuple[nn.Module, float, bool]:

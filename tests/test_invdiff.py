@@ -231,3 +231,14 @@ def test_with_course_scheduler_and_unet():
     m = InvDiffModel(base, zero_init_output(mk(4)), r=0.3)
     assert m.null_class == 2
     with torch.no_grad(): assert torch.allclose(m(x0, t, y), 0.7 * base(x0, t, y), atol=1e-6)
+
+
+def test_group_balanced_sampling():
+    from invdiff_nb.invdiff import group_balanced_probs, indexed_batches
+    W = torch.eye(2)[torch.tensor([0] * 95 + [1] * 5)]
+    p = group_balanced_probs(W)
+    assert torch.allclose((W * p[:, None]).sum(0), torch.tensor([0.5, 0.5]))
+    gb = indexed_batches(torch.zeros(100, 1), None, 4000, p)
+    idx = gb(0, torch.Generator().manual_seed(0))[2]
+    assert abs((idx >= 95).float().mean().item() - 0.5) < 0.05
+    with pytest.raises(ValueError, match='simplex'): group_balanced_probs(W * 2)
