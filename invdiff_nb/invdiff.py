@@ -19,7 +19,7 @@ from .train import TrainConfig, TrainResult, fit
 __all__ = ['timestep_grid', 'prediction_target', 'per_sample_loss', 'loss_matrix', 'group_signal', 'check_simplex', 'group_risks',
            'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'top_group_stats',
            'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel',
-           'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff', 'fit_base']
+           'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff', 'fit_base', 'lora_model']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -325,7 +325,7 @@ def indexed_batches(x0: torch.Tensor, cond, batch_size: int, sample_probs: torch
 
 # %% ../nbs/50_invdiff.ipynb #c038
 def group_balanced_probs(W: torch.Tensor) -> torch.Tensor:
-    "Sampling probabilities (N,) that give every (soft) group the same total probability: p_i = sum_k W_ik / (K m_k)."
+    "Sampling probabilities (N,): pick a group uniformly, then a member i with probability W_ik / m_k (p_i = sum_k W_ik / (K m_k))."
     check_simplex(W)
     mass = W.sum(0); keep = mass > 0
     return (W[:, keep] / mass[keep]).sum(1) / keep.sum()
@@ -334,15 +334,16 @@ def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: tor
                   lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, null_cond=None,
                   sample_probs=None, group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
     "Stage 2: train only `model.module` with the V-REx objective through the one training loop `fit`."
-    if not isinstance(model, InvDiffModel): raise TypeError('train_invdiff expects an InvDiffModel(base, module, r)')
+    if not isinstance(model, InvDiffModel) and not getattr(model, 'is_invdiff_lora', False):
+        raise TypeError('train_invdiff expects an InvDiffModel(base, module, r) or a model from lora_model(base)')
     if W.shape[0] != len(x0): raise ValueError(f'W has {W.shape[0]} rows but there are {len(x0)} samples')
     if group_balanced:
         if sample_probs is not None: raise ValueError('pass either sample_probs or group_balanced=True, not both')
         sample_probs = group_balanced_probs(W.detach().cpu())
     model.check_frozen()
+    params = list(model.module.parameters()) if isinstance(model, InvDiffModel) else [p for p in model.parameters() if p.requires_grad]
     res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob, null_cond),
-              indexed_batches(x0, cond, batch_size, sample_probs), cfg, device=device, progress=progress,
-              params=list(model.module.parameters()))
+              indexed_batches(x0, cond, batch_size, sample_probs), cfg, device=device, progress=progress, params=params)
     model.check_frozen()
     return res
 
@@ -362,3 +363,23 @@ def fit_base(model: nn.Module, scheduler, x0: torch.Tensor, cond, cfg: TrainConf
                data=[list(x0.shape), float(x0.double().sum()), None if cond is None else float(cond.double().sum())])
     model, loaded = load_or_train(model, name, key, seed, train, verbose=False)
     return model, time.time() - t0, loaded
+
+# %% ../nbs/50_invdiff.ipynb #c045
+def lora_model(base: nn.Module, rank: int = 4, alpha: float | None = None, target_modules: str = r'.*(conv1|conv2)$',
+               max_frac: float | None = 0.1) -> nn.Module:
+    "A copy of `base` with peft LoRA adapters on the layers matching `target_modules`; only the adapters are trainable."
+    import copy
+    from peft import LoraConfig, inject_adapter_in_model
+    if rank < 1: raise ValueError(f'rank must be >= 1, got {rank}')
+    model = inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=target_modules, lora_dropout=0.0),
+                                    copy.deepcopy(base))
+    for n, p in model.named_parameters(): p.requires_grad_('lora_' in n)
+    n_lora, n_base = count_trainable(model), sum(p.numel() for p in base.parameters())
+    if n_lora == 0: raise ValueError(f'no layer of the base matches target_modules={target_modules!r}')
+    if max_frac is not None and n_lora > max_frac * n_base:
+        raise ValueError(f'{n_lora} LoRA parameters > {max_frac:.0%} of the base ({n_base}): lower the rank or pass max_frac=None')
+    def check_frozen():
+        bad = [n for n, p in model.named_parameters() if p.requires_grad and 'lora_' not in n]
+        if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
+    model.check_frozen, model.is_invdiff_lora = check_frozen, True
+    return model

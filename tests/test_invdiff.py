@@ -242,3 +242,20 @@ def test_group_balanced_sampling():
     idx = gb(0, torch.Generator().manual_seed(0))[2]
     assert abs((idx >= 95).float().mean().item() - 0.5) < 0.05
     with pytest.raises(ValueError, match='simplex'): group_balanced_probs(W * 2)
+
+
+def test_lora_variant_equals_base_at_init_and_keeps_base():
+    from invdiff_nb.invdiff import lora_model
+    base, s = _tiny((16, 32), 0), _sched()
+    lm = lora_model(base, rank=2, target_modules=r'.*(conv1|conv2)$')
+    x, t, c = torch.randn(2, 3, 8, 8), torch.tensor([3, 40]), torch.tensor([0, 2])
+    with torch.no_grad(): assert torch.allclose(lm(x, t, c), base(x, t, c), atol=1e-6)
+    assert 0 < count_trainable(lm) <= 0.1 * sum(p.numel() for p in base.parameters())
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    xs = torch.randn(8, 3, 8, 8).clamp(-1, 1); ys = torch.tensor([0, 1] * 4)
+    train_invdiff(lm, s, xs, ys, torch.ones(8, 1), TrainConfig(steps=2, lr=1e-2, log_every=1), batch_size=4, null_cond=2)
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
+    with torch.no_grad(): assert not torch.allclose(lm(x, t, c), base(x, t, c), atol=1e-6)
+    with pytest.raises(ValueError, match='rank'): lora_model(base, rank=0)
+    with pytest.raises(ValueError, match='LoRA parameters'): lora_model(base, rank=64)
+    with pytest.raises(TypeError, match='InvDiffModel'): train_invdiff(base, s, xs, ys, torch.ones(8, 1), TrainConfig(steps=1))
