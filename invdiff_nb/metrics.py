@@ -171,7 +171,7 @@ def class_accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
 
 # %% ../nbs/14_metrics.ipynb #c027
 CLASSIFIER_PROFILES = {
-    'smoke': ClassifierConfig(image_size=16, width=16, feat_dim=32, steps=60, batch_size=64),
+    'smoke': ClassifierConfig(image_size=16, width=16, feat_dim=32, steps=30, batch_size=64),
     'cpu':   ClassifierConfig(image_size=16, width=32, feat_dim=64, steps=800, batch_size=128),
     'gpu':   ClassifierConfig(image_size=32, width=32, feat_dim=64, steps=2000, batch_size=256),
 }
