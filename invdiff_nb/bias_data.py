@@ -16,8 +16,8 @@ from .core import make_generator, derive_seed
 
 # %% auto #0
 __all__ = ['SIZES', 'SPLITS', 'BENCHMARKS', 'BenchmarkSpec', 'get_spec', 'check_size', 'resolve_ratios', 'counts_from_ratios',
-           'BiasDataset', 'render', 'make_benchmark', 'subsample_groups', 'read_waterbirds', 'read_celeba',
-           'read_fairface', 'write_benchmark_folder']
+           'BiasDataset', 'render', 'make_benchmark', 'show_groups', 'subsample_groups', 'read_waterbirds',
+           'read_celeba', 'read_fairface', 'write_benchmark_folder']
 
 # %% ../nbs/40_bias_data.ipynb #c007
 SIZES = (16, 32, 64)                                  # supported image sides
@@ -179,9 +179,9 @@ def _bird_sdf(u, v, kind):
 
 def _draw_waterbirds(target, bias, g):
     n = len(target)
-    P = dict(cx=_u(g, n, -0.3, 0.3), cy=_u(g, n, -0.25, 0.3), angle=_u(g, n, -0.44, 0.44), scale=_u(g, n, 0.38, 0.5),
+    P = dict(cx=_u(g, n, -0.28, 0.28), cy=_u(g, n, -0.22, 0.28), angle=_u(g, n, -0.44, 0.44), scale=_u(g, n, 0.42, 0.54),
              flip=torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0),
-             fg=_u(g, n, 0.05, 0.4)[:, None] * torch.ones(3) + 0.12 * torch.randn(n, 3, generator=g),
+             fg=_u(g, n, 0.03, 0.3)[:, None] * torch.ones(3) + 0.1 * torch.randn(n, 3, generator=g),
              freq=_u(g, n * 3, 1.0, 2.6).view(n, 3), phase=_u(g, n * 3, 0, 2 * math.pi).view(n, 3),
              dirn=_u(g, n * 3, 0, math.pi).view(n, 3))
     land_a, land_b = torch.tensor([0.62, 0.55, 0.32]), torch.tensor([0.35, 0.5, 0.2])
@@ -305,7 +305,24 @@ def make_benchmark(name: str = 'waterbirds', split: str = 'train', size: int = 1
     x = render(name, target, bias, size, g, device=device)
     return BiasDataset(x, target.to(device), bias.to(device), spec, split)
 
-# %% ../nbs/40_bias_data.ipynb #c031
+# %% ../nbs/40_bias_data.ipynb #c029
+def show_groups(ds: BiasDataset, per_group: int = 8, title: str | None = None, path=None):
+    "Plot `per_group` samples of every group, one row per group labelled with its name and count; returns the figure."
+    import matplotlib.pyplot as plt
+    from invdiff_nb.core import image_grid, save_fig
+    spec, counts, group = ds.spec, ds.group_counts(), ds.group.cpu()
+    fig, axes = plt.subplots(spec.n_groups, 1, figsize=(max(4, per_group * 0.9), spec.n_groups * 1.0), squeeze=False)
+    for gi, ax in enumerate(axes[:, 0]):
+        idx = (group == gi).nonzero().flatten()[:per_group]
+        if len(idx): ax.imshow(image_grid(ds.x[idx], nrow=per_group), interpolation='nearest')
+        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_ylabel(f'{spec.group_name(gi)}\n(n={int(counts[gi])})', rotation=0, ha='right', va='center', fontsize=8)
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    if path: save_fig(fig, path)
+    return fig
+
+# %% ../nbs/40_bias_data.ipynb #c032
 def _load_image_files(paths: Sequence[Path], size: int) -> torch.Tensor:
     "Load images as (N, 3, size, size) in [-1, 1]: RGB, centre crop to a square, bicubic resize."
     from PIL import Image
@@ -339,7 +356,7 @@ def _real_spec(name, target_name, target_values, bias_name, bias_values):
     k = len(target_values) * len(bias_values)
     return BenchmarkSpec(name, target_name, tuple(target_values), bias_name, tuple(bias_values), tuple([1] * k), n_train=0, n_per_group=0)
 
-# %% ../nbs/40_bias_data.ipynb #c032
+# %% ../nbs/40_bias_data.ipynb #c033
 _WB_SPLITS = {'train': 0, 'val': 1, 'test': 2, 'balanced': 3}
 
 def read_waterbirds(root, split: str = 'train', size: int = 64, group_ratios=None, limit: int | None = None,
@@ -362,7 +379,7 @@ def read_waterbirds(root, split: str = 'train', size: int = 64, group_ratios=Non
                      torch.tensor([int(r['place']) for r in rows], dtype=torch.long), spec, split)
     return subsample_groups(ds, group_ratios, seed=seed) if group_ratios is not None else ds
 
-# %% ../nbs/40_bias_data.ipynb #c033
+# %% ../nbs/40_bias_data.ipynb #c034
 _CELEBA_SPLITS = {'train': 0, 'val': 1, 'test': 2}
 
 def _celeba_own(base: Path):
@@ -407,7 +424,7 @@ def read_celeba(root, split: str = 'train', size: int = 64, target_attr: str = '
                      attr[:, names.index(target_attr)].long(), attr[:, names.index(bias_attr)].long(), spec, split)
     return subsample_groups(ds, group_ratios, seed=seed) if group_ratios is not None else ds
 
-# %% ../nbs/40_bias_data.ipynb #c034
+# %% ../nbs/40_bias_data.ipynb #c035
 def _value_index(values):
     "Map each label value to its group index; entries are a value or a tuple of values."
     return {v: i for i, e in enumerate(values) for v in ((e,) if isinstance(e, str) else tuple(e))}
@@ -439,7 +456,7 @@ def read_fairface(root, split: str = 'train', size: int = 64, target_col: str = 
                      torch.tensor([bi[r[bias_col]] for r in rows], dtype=torch.long), spec, split)
     return subsample_groups(ds, group_ratios, seed=seed) if group_ratios is not None else ds
 
-# %% ../nbs/40_bias_data.ipynb #c036
+# %% ../nbs/40_bias_data.ipynb #c037
 def write_benchmark_folder(splits: dict, root) -> Path:
     "Write {split: BiasDataset} as root/images/<split>/<i>.png plus root/metadata.csv (Waterbirds layout)."
     from PIL import Image
