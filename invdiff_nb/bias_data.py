@@ -4,8 +4,8 @@
 
 # %% ../nbs/40_bias_data.ipynb #c002
 from __future__ import annotations
-import csv, math
-from dataclasses import dataclass, field, replace
+import csv, json, math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -374,6 +374,9 @@ def read_waterbirds(root, split: str = 'train', size: int = 64, group_ratios=Non
     except ValueError as e: raise ValueError(f'{meta}: the split column must hold integers 0/1/2 ({e})') from e
     rows = rows[:limit] if limit is not None else rows
     spec = _real_spec('waterbirds-real', 'bird', ('landbird', 'waterbird'), 'place', ('land', 'water'))
+    if (root / 'spec.json').exists():   # a folder written by write_benchmark_folder names its benchmark
+        d = json.loads((root / 'spec.json').read_text())
+        spec = BenchmarkSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
     ds = BiasDataset(_load_image_files([root / r['img_filename'] for r in rows], size),
                      torch.tensor([int(r['y']) for r in rows], dtype=torch.long),
                      torch.tensor([int(r['place']) for r in rows], dtype=torch.long), spec, split)
@@ -458,9 +461,13 @@ def read_fairface(root, split: str = 'train', size: int = 64, target_col: str = 
 
 # %% ../nbs/40_bias_data.ipynb #c037
 def write_benchmark_folder(splits: dict, root) -> Path:
-    "Write {split: BiasDataset} as root/images/<split>/<i>.png plus root/metadata.csv (Waterbirds layout)."
+    "Write {split: BiasDataset} as root/images/<split>/<i>.png, root/metadata.csv (Waterbirds layout) and root/spec.json."
     from PIL import Image
     root = Path(root); rows = []
+    specs = {ds.spec for ds in splits.values()}
+    if len(specs) != 1: raise ValueError('all splits written to one folder must come from the same benchmark')
+    root.mkdir(parents=True, exist_ok=True)
+    (root / 'spec.json').write_text(json.dumps(asdict(specs.pop()), indent=1))
     for split, ds in splits.items():
         if split not in _WB_SPLITS: raise ValueError(f'unknown split {split!r}: choose from {tuple(_WB_SPLITS)}')
         (root / 'images' / split).mkdir(parents=True, exist_ok=True)
