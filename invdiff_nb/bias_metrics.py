@@ -35,13 +35,13 @@ def group_count_table(classes: torch.Tensor, bias: torch.Tensor, n_classes: int,
     return torch.bincount(classes * n_bias + bias, minlength=n_classes * n_bias).view(n_classes, n_bias)
 
 def bias_score_from_counts(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
-    "Bias score (Chuang et al. 2023) of a count table (n_classes, K); returns (mean over non-empty classes, per-class scores, NaN if empty)."
+    "Bias score (Chuang et al. 2023) of a count (or proportion) table (n_classes, K): (mean over non-empty classes, per-class scores, NaN if empty)."
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if counts.ndim != 2 or counts.shape[1] < 2: raise ValueError(f'counts must be (n_classes, K) with K >= 2 bias values, got shape {tuple(counts.shape)}')
     if (counts < 0).any(): raise ValueError('counts must be non-negative')
     K, N = counts.shape[1], counts.sum(1)
     pair_sum = (counts[:, :, None] - counts[:, None, :]).abs().sum((1, 2)) / 2       # sum over i < j of |n_i - n_j|
-    per_class = torch.where(N > 0, pair_sum / N.clamp(min=1) / (K * (K - 1) / 2), torch.full_like(N, float('nan')))
+    per_class = torch.where(N > 0, pair_sum / torch.where(N > 0, N, torch.ones_like(N)) / (K * (K - 1) / 2), torch.full_like(N, float('nan')))
     if not (N > 0).any(): raise ValueError('the count table is empty: no images to score')
     return float(per_class[N > 0].mean()), per_class
 
@@ -49,7 +49,7 @@ def bias_score(classes, bias, n_classes: int, n_bias: int) -> float:
     "Bias score of images with class prompts `classes` and (true or classified) bias values `bias`."
     return bias_score_from_counts(group_count_table(classes, bias, n_classes, n_bias))[0]
 
-# %% ../nbs/41_bias_metrics.ipynb #c011
+# %% ../nbs/41_bias_metrics.ipynb #c013
 def group_proportions(counts: torch.Tensor) -> torch.Tensor:
     "Row-normalised count table: p(bias | class), NaN rows for empty classes."
     counts = torch.as_tensor(counts, dtype=torch.float64)
@@ -69,7 +69,7 @@ def count_table_markdown(counts: torch.Tensor, spec) -> str:
              for c in range(spec.n_target)]
     return '\n'.join(rows)
 
-# %% ../nbs/41_bias_metrics.ipynb #c014
+# %% ../nbs/41_bias_metrics.ipynb #c016
 @dataclass
 class AttrClassifierConfig(Config):
     "Architecture, data and training of a two-headed (target, bias) attribute classifier."
@@ -140,7 +140,7 @@ class AttributeClassifier(nn.Module):
         self.train(was)
         return f
 
-# %% ../nbs/41_bias_metrics.ipynb #c016
+# %% ../nbs/41_bias_metrics.ipynb #c018
 def fit_attribute_classifier(model: AttributeClassifier, data: BiasDataset, seed: int = 0, device=None, progress: bool = False):
     "Train `model` in place on `data` (target + bias cross-entropy, random flips) with `train.fit`; returns the TrainResult."
     cfg = model.cfg
@@ -170,7 +170,7 @@ def attribute_classifiers(benchmark: str = 'waterbirds', size: int = 16, seed: i
     model, _ = load_or_train(model, f'attrclf-{benchmark}-{size}px', cfg, seed, train, root=root, verbose=verbose)
     return model.to(device).eval()
 
-# %% ../nbs/41_bias_metrics.ipynb #c018
+# %% ../nbs/41_bias_metrics.ipynb #c020
 def evaluate_bias(images: torch.Tensor, classes: torch.Tensor, clf: AttributeClassifier, batch_size: int = 512) -> dict:
     "Bias score, count table, proportions, worst-group share and prompt accuracy of `images` generated for `classes`."
     spec = get_spec(clf.cfg.benchmark)

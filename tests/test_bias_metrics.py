@@ -120,3 +120,12 @@ def test_evaluate_bias_exact_with_known_predictions():
     per0 = (1 + 2 + 2 + 1 + 1 + 0) / 7 / 6
     assert abs(ev['bias_score'] - (per0 + 0.5) / 2) < 1e-12
     assert ev['worst_group_share'] == 0 and abs(ev['target_acc'] - 10 / 11) < 1e-12
+
+
+@pytest.mark.parametrize('name', ['waterbirds', 'celeba', 'fairface'])
+def test_bias_score_closed_form_in_correlation(name):
+    from invdiff_nb.bias_data import resolve_ratios
+    spec = get_spec(name); K = spec.n_bias
+    for c in (0.0, 0.25, 0.5, 0.8, 0.95, 1.0):
+        p = resolve_ratios(spec, correlation=c).view(spec.n_target, K)
+        assert abs(bias_score_from_counts(p)[0] - 2 / K * abs(c - (1 - c) / (K - 1))) < 1e-12
