@@ -89,4 +89,5 @@ d = { 'settings': { 'branch': 'main',
                                   'invdiff_nb.train._weights_equal': ('train.html#_weights_equal', 'invdiff_nb/train.py'),
                                   'invdiff_nb.train.ema_update': ('train.html#ema_update', 'invdiff_nb/train.py'),
                                   'invdiff_nb.train.fit': ('train.html#fit', 'invdiff_nb/train.py'),
-                                  'invdiff_nb.train.lr_at': ('train.html#lr_at', 'invdiff_nb/train.py')}}}
+                                  'invdiff_nb.train.lr_at': ('train.html#lr_at', 'invdiff_nb/train.py'),
+                                  'invdiff_nb.train.shard_batch': ('train.html#shard_batch', 'invdiff_nb/train.py')}}}

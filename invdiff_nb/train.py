@@ -17,7 +17,7 @@ from .core import (Config, CheckpointError, derive_seed, get_device, load_checkp
                              save_checkpoint)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'fit']
+__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'shard_batch', 'fit']
 
 # %% ../nbs/11_train.ipynb #c006
 @dataclass
@@ -90,7 +90,20 @@ def _save(path, model, opt, ema, gen, losses, step, cfg, run_config):
     if ema is not None: state['ema'] = ema.state_dict()
     save_checkpoint(path, state, _run_config(cfg, run_config), step=step, seed=cfg.seed)
 
-# %% ../nbs/11_train.ipynb #c014
+# %% ../nbs/11_train.ipynb #c015
+def shard_batch(batch, rank: int, world: int):
+    "This process's slice (along dim 0) of every tensor in a (nested) batch."
+    if world == 1: return batch
+    if isinstance(batch, torch.Tensor):
+        if batch.shape[0] % world: raise ValueError(f'global batch of {batch.shape[0]} does not split over {world} processes: '
+                                                   'choose a batch size divisible by the number of processes')
+        n = batch.shape[0] // world
+        return batch[rank * n:(rank + 1) * n]
+    if isinstance(batch, (list, tuple)): return type(batch)(shard_batch(b, rank, world) for b in batch)
+    if isinstance(batch, dict): return {k: shard_batch(v, rank, world) for k, v in batch.items()}
+    return batch
+
+# %% ../nbs/11_train.ipynb #c017
 def _unwrap(m: nn.Module) -> nn.Module:
     return getattr(m, '_orig_mod', m)
 
@@ -99,14 +112,17 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
         run_config=None, accelerator=None) -> TrainResult:
     "Train `model` by minimising `loss_fn(model, get_batch(step, g), g)` for `cfg.steps` steps; resumes from `ckpt_path`."
     device = accelerator.device if accelerator is not None else get_device(device)
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    is_main = rank == 0
     model.to(device); model.train()
     params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
     if not params: raise ValueError('fit: the model has no trainable parameters (all requires_grad=False): nothing to train')
     fused = device.type == 'cuda'
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=fused or None)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay is not None else None
-    gen = make_generator(derive_seed(cfg.seed, 'fit'), device)
-    torch.manual_seed(derive_seed(cfg.seed, 'fit-global'))
+    gen = make_generator(derive_seed(cfg.seed, 'fit'), device)                       # data order: same on every process
+    loss_gen = gen if world == 1 else make_generator(derive_seed(cfg.seed, 'fit-rank', rank), device)
+    torch.manual_seed(derive_seed(cfg.seed, 'fit-global', *([rank] if world > 1 else [])))
     losses, start = [], 0
     if ckpt_path is not None and Path(ckpt_path).exists():
         ck = load_checkpoint(ckpt_path, expected_config=_run_config(cfg, run_config))
@@ -122,20 +138,24 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
     if accelerator is not None: net, opt = accelerator.prepare(net, opt)
     use_bf16 = cfg.bf16 and device.type == 'cuda'
     pending, t0 = [], time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc='fit', leave=False)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and is_main), desc='fit', leave=False)
     def flush(upto):
         if not pending: return
-        vals = torch.stack(pending).double().cpu().tolist(); first = upto - len(vals)
+        vals = torch.stack(pending)
+        if world > 1: vals = accelerator.reduce(vals, 'mean')                       # the global-batch loss
+        vals = vals.double().cpu().tolist(); first = upto - len(vals)
         bad = [first + i for i, v in enumerate(vals) if not math.isfinite(v)]
         if bad: raise FloatingPointError(f'loss is {vals[bad[0] - first]} at step {bad[0]}: lower the learning rate, '
                                          'check the data for NaN/inf, or enable grad_clip')
         losses.extend(vals); pending.clear()
-        if progress: bar.set_postfix(loss=f'{vals[-1]:.4f}')
+        if progress and is_main: bar.set_postfix(loss=f'{vals[-1]:.4f}')
+    def save(step):
+        if ckpt_path is not None and is_main: _save(ckpt_path, model, opt, ema, gen, losses, step, cfg, run_config)
     for step in bar:
         for g_ in opt.param_groups: g_['lr'] = lr_at(step, cfg)
-        batch = get_batch(step, gen)
+        batch = shard_batch(get_batch(step, gen), rank, world)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = loss_fn(net, batch, gen)
+            loss = loss_fn(net, batch, loss_gen)
         if loss.ndim != 0: raise ValueError(f'loss_fn must return a scalar, got shape {tuple(loss.shape)}: reduce it (e.g. .mean())')
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss) if accelerator is not None else loss.backward()
@@ -145,14 +165,12 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
         pending.append(loss.detach().float())
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
-        if ckpt_path is not None and cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
-            flush(done); _save(ckpt_path, model, opt, ema, gen, losses, done, cfg, run_config)
-    flush(cfg.steps); bar.close()
-    if ckpt_path is not None: _save(ckpt_path, model, opt, ema, gen, losses, max(start, cfg.steps), cfg, run_config)
+        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
+    flush(cfg.steps); bar.close(); save(max(start, cfg.steps))
     model.eval()
     return TrainResult(model=model, ema=ema, losses=losses, step=max(start, cfg.steps), seconds=time.time() - t0)
 
-# %% ../nbs/11_train.ipynb #c018
+# %% ../nbs/11_train.ipynb #c021
 def _weights_equal(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
