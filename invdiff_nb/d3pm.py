@@ -17,7 +17,8 @@ from .core import Config
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
            'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMStepOutput', 'D3PMScheduler', 'elbo_terms',
-           'elbo_bpd', 'd3pm_sample', 'enumerate_exact']
+           'elbo_bpd', 'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser',
+           'quantize', 'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
 def d3pm_betas(schedule: str, T: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
@@ -245,20 +246,20 @@ def _vb_terms(self: D3PMScheduler, model_output, x0, x_t, t) -> torch.Tensor:
     t = self._check_t(t, x_t)
     kl = _kl_cat(log_q, log_p)
     nll = -log_p.gather(-1, x0.long()[..., None])[..., 0]
-    return torch.where(t.reshape(-1, *[1] * (x0.ndim - 1)) == 0, nll, kl).flatten(1).sum(1)
+    return torch.where(t.reshape(-1, *[1] * (x0.ndim - 1)) == 0, nll, kl).reshape(x0.shape[0], -1).sum(1)
 
 @_method
 def _ce_terms(self: D3PMScheduler, model_output, x0) -> torch.Tensor:
     "(B,) nats: -log p~(x0 | x_t) summed over positions (the auxiliary loss)."
     log_p0 = torch.log_softmax(model_output.float(), -1)
-    return -log_p0.gather(-1, x0.long()[..., None])[..., 0].flatten(1).sum(1)
+    return -log_p0.gather(-1, x0.long()[..., None])[..., 0].reshape(x0.shape[0], -1).sum(1)
 
 @_method
 def _prior_kl(self: D3PMScheduler, x0, log_prior: torch.Tensor | None = None) -> torch.Tensor:
     "(B,) nats: KL(q(x_T | x0) || p(x_T)); `log_prior` (S,) or (*x0.shape[1:], S) overrides the stationary prior."
     log_q = self.q_log_probs(x0, self.num_train_timesteps - 1, torch.float64)
     lp = (self.log_prior if log_prior is None else torch.as_tensor(log_prior, dtype=torch.float64)).to(x0.device)
-    return _kl_cat(log_q, lp.expand_as(log_q)).flatten(1).sum(1)
+    return _kl_cat(log_q, lp.expand_as(log_q)).reshape(x0.shape[0], -1).sum(1)
 
 @_method
 def _loss(self: D3PMScheduler, model, x0, generator=None, cond=None, t=None, reduction='mean'):
@@ -287,12 +288,13 @@ def elbo_terms(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None
 
 def elbo_bpd(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None, cond=None, batch_size: int = 256) -> dict:
     "Test ELBO in bits per dimension over a dataset x0 (N, ...): {'bpd', 'prior', 'decoder', 'steps' (T,)}."
-    was = model.training; model.eval()
+    is_module = isinstance(model, nn.Module)
+    if is_module: was = model.training; model.eval()
     pri, st = [], []
     for i in range(0, len(x0), batch_size):
         c = None if cond is None else cond[i:i + batch_size]
         p, s = elbo_terms(model, scheduler, x0[i:i + batch_size], generator, c); pri.append(p); st.append(s)
-    model.train(was)
+    if is_module: model.train(was)
     k = 1 / (x0[0].numel() * math.log(2))
     pri, st = torch.cat(pri) * k, torch.cat(st) * k
     return {'bpd': (pri + st.sum(1)).mean().item(), 'prior': pri.mean().item(), 'decoder': st[:, 0].mean().item(),
@@ -301,10 +303,10 @@ def elbo_bpd(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None, 
 # %% ../nbs/20_d3pm.ipynb #c036
 @_method
 def _set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
-    "Choose n evenly spaced timesteps (descending, ending at 0) and the multi-step matrices between them."
+    "Choose n evenly spaced timesteps (descending from T-1; ending at 0 when n > 1) and the multi-step matrices between them."
     T = self.num_train_timesteps
     if not 1 <= num_inference_steps <= T: raise ValueError(f'num_inference_steps must be in [1, {T}], got {num_inference_steps}')
-    ts = torch.linspace(0, T - 1, num_inference_steps, dtype=torch.float64).round().long().unique().flip(0)
+    ts = torch.linspace(T - 1, 0, num_inference_steps, dtype=torch.float64).round().long().unique().flip(0)
     self.timesteps, self._skip = ts.to(device), {}
     for i, t in enumerate(ts.tolist()):
         s = ts[i + 1].item() if i + 1 < len(ts) else -1
@@ -376,3 +378,92 @@ def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> 
             neg_elbo[m] += (qx * torch.nan_to_num(scheduler.vb_terms(out, x0s[m].expand(N, D), states, tt), posinf=0.)
                             * (qx > 0)).sum()
     return x0s, nll, neg_elbo
+
+# %% ../nbs/20_d3pm.ipynb #c043
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.) -> torch.Tensor:
+    "Sinusoidal embedding (B,) -> (B, dim) of integer or float timesteps."
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    a = t.float()[:, None] * freqs[None]
+    return torch.cat([a.cos(), a.sin()], -1)
+
+class _ResBlock(nn.Module):
+    def __init__(self, c_in, c_out, t_dim):
+        super().__init__()
+        self.n1, self.c1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.t = nn.Linear(t_dim, c_out)
+        self.n2, self.c2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+    def forward(self, x, temb):
+        h = self.c1(F.silu(self.n1(x))) + self.t(temb)[:, :, None, None]
+        return self.skip(x) + self.c2(F.silu(self.n2(h)))
+
+@dataclass
+class DigitNetConfig(Config):
+    "Conv denoiser for (B, C, H, W) token images."
+    num_states: int = 2          # input vocabulary S (K, or K+1 with the mask)
+    num_classes: int = 2         # output categories K
+    in_channels: int = 1
+    embed_dim: int = 16          # embedding size of one token
+    channels: int = 48           # width of the residual blocks (at half resolution)
+    num_blocks: int = 3
+
+class DigitDenoiser(nn.Module):
+    "x_t (B, C, H, W) tokens, t (B,) -> logits (B, C, H, W, K) of p~(x0 | x_t)."
+    def __init__(self, config: DigitNetConfig):
+        super().__init__()
+        self.config = cfg = config; c, e = cfg.channels, cfg.embed_dim
+        self.embed = nn.Embedding(cfg.num_states, e)
+        self.temb = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
+        self.inp = nn.Conv2d(4 * cfg.in_channels * e, c, 3, padding=1)     # after 2x2 space-to-depth
+        self.blocks = nn.ModuleList([_ResBlock(c, c, c) for _ in range(cfg.num_blocks)])
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 4 * cfg.in_channels * cfg.num_classes, 3, padding=1))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        cfg = self.config
+        if x_t.ndim != 4 or x_t.shape[1] != cfg.in_channels or x_t.dtype.is_floating_point or x_t.shape[-1] % 2 or x_t.shape[-2] % 2:
+            raise ValueError(f'DigitDenoiser expects integer tokens (B, {cfg.in_channels}, H, W) with even H, W; got {tuple(x_t.shape)} {x_t.dtype}')
+        if x_t.min() < 0 or x_t.max() >= cfg.num_states:
+            raise ValueError(f'x_t holds tokens outside [0, {cfg.num_states}): the model was built for {cfg.num_states} states')
+        B, C, H, W = x_t.shape
+        h = self.embed(x_t).permute(0, 1, 4, 2, 3).reshape(B, C * cfg.embed_dim, H, W)
+        h = self.inp(F.pixel_unshuffle(h, 2))                                   # (B, c, H/2, W/2)
+        temb = self.temb(timestep_embedding(t.expand(B) if t.ndim == 0 else t, cfg.channels))
+        for blk in self.blocks: h = blk(h, temb)
+        out = F.pixel_shuffle(self.out(h), 2)                                   # (B, C*K, H, W)
+        return out.reshape(B, C, cfg.num_classes, H, W).permute(0, 1, 3, 4, 2)
+
+# %% ../nbs/20_d3pm.ipynb #c046
+def quantize(x: torch.Tensor, K: int) -> torch.Tensor:
+    "Images in [-1, 1] -> LongTensor tokens in [0, K): equal-width bins (K=2 thresholds at 0)."
+    if K < 2: raise ValueError(f'K must be >= 2, got {K}')
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise ValueError(f'quantize expects float images in [-1, 1], got {x.dtype}')
+    return ((x.clamp(-1, 1) + 1) / 2 * K).floor().clamp(0, K - 1).long()
+
+def gaussian_beta_end(K: int, T: int, tol: float = 1e-3, grid=(1., 2., 5., 10.)) -> float:
+    "Smallest beta_end in `grid` whose linear discretized-Gaussian chain has a prior KL below `tol` bits/dim."
+    for be in grid:
+        s = D3PMScheduler(num_classes=K, num_train_timesteps=T, transition='gaussian', beta_end=be)
+        if s.prior_kl(torch.arange(K)).mean().item() / math.log(2) < tol: return be
+    return grid[-1]
+
+def tokens_to_image(x: torch.Tensor, K: int, mask_index: int | None = None) -> torch.Tensor:
+    "Tokens (B, 1, H, W) -> RGB images (B, 3, H, W) in [-1, 1]: grey levels, [MASK] drawn red."
+    v = (x.clamp(max=K - 1).float() / (K - 1)) * 2 - 1
+    img = v.expand(-1, 3, -1, -1).clone() if v.shape[1] == 1 else v
+    if mask_index is not None:
+        m = (x == mask_index).expand(-1, 3, -1, -1)
+        red = torch.tensor([1., -1., -1.], device=x.device)[None, :, None, None].expand_as(img)
+        img = torch.where(m, red, img)
+    return img
+
+def independent_bpd(train: torch.Tensor, K: int, test: torch.Tensor | None = None, alpha: float = 0.5) -> float:
+    "Bits/dim of independent per-position marginals: their entropy on `train`, or (given `test`) the smoothed cross-entropy."
+    train = train.reshape(len(train), -1)
+    counts = F.one_hot(train, K).sum(0).double()                                # (D, K)
+    if test is None:
+        p = counts / counts.sum(-1, keepdim=True)
+        return (-(torch.where(p > 0, p * p.log2(), torch.zeros_like(p))).sum(-1)).mean().item()
+    p = (counts + alpha) / (counts + alpha).sum(-1, keepdim=True)
+    return -p.log2().gather(1, test.reshape(len(test), -1).T).mean().item()
