@@ -192,3 +192,19 @@ def test_unknown_names_and_config_round_trip():
     cfg = D3PMConfig(num_classes=5, num_train_timesteps=7, transition='gaussian', beta_end=2.0)
     assert D3PMConfig.from_json(cfg.to_json()) == cfg
     assert torch.equal(D3PMScheduler(cfg).Q, D3PMScheduler(D3PMConfig.from_json(cfg.to_json())).Q)
+
+
+def test_posterior_agrees_with_diffusers_vq_diffusion():
+    from diffusers import VQDiffusionScheduler
+    K, T = 3, 8
+    vq = VQDiffusionScheduler(num_vec_classes=K + 1, num_train_timesteps=T)
+    a, b, c = (v.double().exp() for v in (vq.log_at, vq.log_bt, vq.log_ct))
+    Q = torch.zeros(T, K + 1, K + 1, dtype=torch.float64)
+    Q[:, :K, :K] = a[:, None, None] * torch.eye(K, dtype=torch.float64) + b[:, None, None]
+    Q[:, :K, K], Q[:, K, K] = c[:, None], 1
+    ours = D3PMScheduler(num_classes=K, num_train_timesteps=T, Q=Q)
+    x0 = torch.arange(K).repeat_interleave(K + 1)[None]; xt = torch.arange(K + 1).repeat(K)[None]
+    for t in range(1, T):
+        log_p0 = F.one_hot(x0, K).float().clamp_min(1e-30).log().permute(0, 2, 1)
+        theirs = torch.log_softmax(vq.q_posterior(log_p0, xt, t), 1).exp().permute(0, 2, 1).double()
+        assert torch.allclose(theirs, ours.q_posterior_logits(x0, xt, t, torch.float64).exp(), atol=1e-5)
