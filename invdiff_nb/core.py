@@ -225,6 +225,11 @@ def save_checkpoint(path, state, config, step: int, seed: int) -> Path:
         raise
     return path
 
+def _diff_keys(a, b, prefix='') -> list[str]:
+    "Dotted names of the entries that differ between two nested dicts."
+    if not (isinstance(a, dict) and isinstance(b, dict)): return [prefix or '<root>'] if a != b else []
+    return [d for k in sorted(set(a) | set(b)) for d in _diff_keys(a.get(k), b.get(k), f'{prefix}.{k}' if prefix else str(k))]
+
 def load_checkpoint(path, expected_config=None, map_location: str | torch.device = 'cpu') -> Checkpoint:
     "Load a checkpoint written by `save_checkpoint`; if `expected_config` is given it must match the saved one."
     from safetensors import safe_open
@@ -244,7 +249,7 @@ def load_checkpoint(path, expected_config=None, map_location: str | torch.device
         exp = expected_config.to_dict() if isinstance(expected_config, Config) else (asdict(expected_config) if is_dataclass(expected_config) else dict(expected_config))
         exp = json.loads(json.dumps(exp, sort_keys=True))
         if exp != config:
-            diff = sorted(k for k in set(exp) | set(config) if exp.get(k) != config.get(k))
+            diff = _diff_keys(exp, config)
             raise CheckpointError(f'{path} was saved with another config (differs in {diff}): '
                                   'load it with its own config, or delete it to retrain')
     state = unflatten_state(tensors, json.loads(meta['state']))
