@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Config
+from .ddpm import StepOutput
 
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
-           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMStepOutput', 'D3PMScheduler', 'elbo_terms',
-           'elbo_bpd', 'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser',
-           'quantize', 'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
+           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms', 'elbo_bpd',
+           'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser', 'quantize',
+           'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
 def d3pm_betas(schedule: str, T: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
@@ -122,12 +123,6 @@ class D3PMConfig(Config):
     beta_start: float = 0.02            # linear schedule only
     beta_end: float = 1.0
     hybrid_coeff: float = 0.001         # lambda of L_vb + lambda * CE (paper: 0.001 images, 0.01 text)
-
-@dataclass
-class D3PMStepOutput:
-    "What `D3PMScheduler.step` returns (same fields as the Gaussian `StepOutput`)."
-    prev_sample: torch.Tensor           # x_{t-1}, LongTensor
-    pred_x0: torch.Tensor               # argmax of p~(x0 | x_t), LongTensor
 
 # %% ../nbs/20_d3pm.ipynb #c022
 class D3PMScheduler:
@@ -318,7 +313,7 @@ def _set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
 
 @_method
 def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
-          generator: torch.Generator | None = None) -> D3PMStepOutput:
+          generator: torch.Generator | None = None) -> StepOutput:
     "One reverse step from timestep t (an int in self.timesteps) to the next one; the decoder at the last."
     t = int(t)
     x_t = self._check_x(x_t); logits = self._check_logits(model_output, x_t).float()
@@ -326,11 +321,11 @@ def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Te
     pred_x0 = log_p0.argmax(-1)
     if t not in self._skip:                                     # last step: sample x0 from the decoder
         if t != int(self.timesteps[-1]): raise ValueError(f't={t} is not one of the scheduler timesteps {self.timesteps.tolist()}')
-        return D3PMStepOutput(gumbel_sample(log_p0, generator), pred_x0)
+        return StepOutput(gumbel_sample(log_p0, generator), pred_x0)
     s, log_MT = self._skip[t]
     fact1 = log_MT.to(x_t.device, torch.float32)[x_t]           # log (Q_{s+1}..Q_t)[:, x_t]
     fact2 = _log_matmul(log_p0, self.Qbar[s, :self.num_classes].to(x_t.device, torch.float32))
-    return D3PMStepOutput(gumbel_sample(fact1 + fact2, generator), pred_x0)
+    return StepOutput(gumbel_sample(fact1 + fact2, generator), pred_x0)
 
 @torch.no_grad()
 def d3pm_sample(model, scheduler: D3PMScheduler, shape, generator=None, num_inference_steps: int | None = None,
