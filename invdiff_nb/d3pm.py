@@ -51,7 +51,7 @@ def absorbing_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
     return (1 - b) * torch.eye(K + 1, dtype=torch.float64) + b * e_m
 
 def gaussian_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
-    "(T, K, K) discretized-Gaussian matrices (D3PM App. A.2.2): doubly stochastic, favouring nearby levels."
+    "(T, K, K) discretized-Gaussian matrices (D3PM appendix A): doubly stochastic, favouring nearby levels."
     if K < 2: raise ValueError(f'the discretized Gaussian needs K >= 2 levels, got {K}')
     b = betas.to(torch.float64)[:, None, None]
     i = torch.arange(K, dtype=torch.float64)
