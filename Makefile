@@ -45,4 +45,10 @@ lab: $(STAMP)
 
 # copy the light parts of runs/<profile>/ (report, results.json, figures) into reports/<profile>/ for committing
 publish: $(STAMP)
-	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --publish-only
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --publish
+	$(BIN)/python -m invdiff_nb.reproduce --write-readme
+
+# training / sampling benchmark of our fast path against plain diffusers (bench.json); BENCH_ARGS e.g. --profile gpu
+bench: $(STAMP)
+	mkdir -p runs
+	$(BIN)/python -m invdiff_nb.bench --out runs/bench.json $(BENCH_ARGS)
