@@ -14,6 +14,7 @@ from torch import nn
 
 from .core import Config
 from .ddpm import StepOutput
+from .sampling import sample
 
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
@@ -330,15 +331,11 @@ def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Te
 @torch.no_grad()
 def d3pm_sample(model, scheduler: D3PMScheduler, shape, generator=None, num_inference_steps: int | None = None,
                 cond=None, device='cpu', return_trajectory: bool = False):
-    "Ancestral sampling of LongTensor samples of `shape` (B, ...); model(x_t, t, cond) -> logits (B, ..., K)."
-    scheduler.set_timesteps(num_inference_steps or scheduler.num_train_timesteps)
-    x = scheduler.prior_sample(shape, generator, device); traj = [x]
-    for t in scheduler.timesteps.tolist():
-        tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
-        x = scheduler.step(model(x, tt, cond), t, x, generator).prev_sample
-        if return_trajectory: traj.append(x)
+    "Ancestral sampling of LongTensor samples of `shape` (B, ...) with the course's one sampler; model(x_t, t, cond) -> logits (B, ..., K)."
+    out = sample(model, scheduler, shape, n_steps=num_inference_steps, cond=cond, generator=generator, device=device,
+                 return_trajectory=return_trajectory)                   # starts from scheduler.prior_sample
     scheduler.set_timesteps(scheduler.num_train_timesteps)
-    return (x, traj) if return_trajectory else x
+    return (out[0], list(out[1].x_t)) if return_trajectory else out
 
 # %% ../nbs/20_d3pm.ipynb #c042
 def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -69,12 +69,13 @@ def _sampling_device(model, generator, device) -> torch.device:
 # %% ../nbs/13_sampling.ipynb #c012
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False):
-    "Samples x_0 of `shape` by the reverse process from x_T ~ N(0, I): ancestral ('ddpm') or DDIM, `n_steps` steps."
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
     step_kw = configure_scheduler(scheduler, n_steps, sampler, eta)
-    x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
+    if hasattr(scheduler, 'prior_sample'): x = scheduler.prior_sample(shape, generator, device)   # discrete (D3PM) prior
+    else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
     ts = [int(t) for t in scheduler.timesteps]
     xs, x0s = [x.cpu()], []
