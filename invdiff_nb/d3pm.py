@@ -13,12 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Config
+from .ddpm import StepOutput
+from .sampling import sample
 
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
-           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMStepOutput', 'D3PMScheduler', 'elbo_terms',
-           'elbo_bpd', 'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser',
-           'quantize', 'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
+           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms', 'elbo_bpd',
+           'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser', 'quantize',
+           'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
 def d3pm_betas(schedule: str, T: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
@@ -50,7 +52,7 @@ def absorbing_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
     return (1 - b) * torch.eye(K + 1, dtype=torch.float64) + b * e_m
 
 def gaussian_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
-    "(T, K, K) discretized-Gaussian matrices (D3PM App. A.2.2): doubly stochastic, favouring nearby levels."
+    "(T, K, K) discretized-Gaussian matrices (D3PM appendix A): doubly stochastic, favouring nearby levels."
     if K < 2: raise ValueError(f'the discretized Gaussian needs K >= 2 levels, got {K}')
     b = betas.to(torch.float64)[:, None, None]
     i = torch.arange(K, dtype=torch.float64)
@@ -122,12 +124,6 @@ class D3PMConfig(Config):
     beta_start: float = 0.02            # linear schedule only
     beta_end: float = 1.0
     hybrid_coeff: float = 0.001         # lambda of L_vb + lambda * CE (paper: 0.001 images, 0.01 text)
-
-@dataclass
-class D3PMStepOutput:
-    "What `D3PMScheduler.step` returns (same fields as the Gaussian `StepOutput`)."
-    prev_sample: torch.Tensor           # x_{t-1}, LongTensor
-    pred_x0: torch.Tensor               # argmax of p~(x0 | x_t), LongTensor
 
 # %% ../nbs/20_d3pm.ipynb #c022
 class D3PMScheduler:
@@ -318,7 +314,7 @@ def _set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
 
 @_method
 def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
-          generator: torch.Generator | None = None) -> D3PMStepOutput:
+          generator: torch.Generator | None = None) -> StepOutput:
     "One reverse step from timestep t (an int in self.timesteps) to the next one; the decoder at the last."
     t = int(t)
     x_t = self._check_x(x_t); logits = self._check_logits(model_output, x_t).float()
@@ -326,24 +322,20 @@ def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Te
     pred_x0 = log_p0.argmax(-1)
     if t not in self._skip:                                     # last step: sample x0 from the decoder
         if t != int(self.timesteps[-1]): raise ValueError(f't={t} is not one of the scheduler timesteps {self.timesteps.tolist()}')
-        return D3PMStepOutput(gumbel_sample(log_p0, generator), pred_x0)
+        return StepOutput(gumbel_sample(log_p0, generator), pred_x0)
     s, log_MT = self._skip[t]
     fact1 = log_MT.to(x_t.device, torch.float32)[x_t]           # log (Q_{s+1}..Q_t)[:, x_t]
     fact2 = _log_matmul(log_p0, self.Qbar[s, :self.num_classes].to(x_t.device, torch.float32))
-    return D3PMStepOutput(gumbel_sample(fact1 + fact2, generator), pred_x0)
+    return StepOutput(gumbel_sample(fact1 + fact2, generator), pred_x0)
 
 @torch.no_grad()
 def d3pm_sample(model, scheduler: D3PMScheduler, shape, generator=None, num_inference_steps: int | None = None,
                 cond=None, device='cpu', return_trajectory: bool = False):
-    "Ancestral sampling of LongTensor samples of `shape` (B, ...); model(x_t, t, cond) -> logits (B, ..., K)."
-    scheduler.set_timesteps(num_inference_steps or scheduler.num_train_timesteps)
-    x = scheduler.prior_sample(shape, generator, device); traj = [x]
-    for t in scheduler.timesteps.tolist():
-        tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
-        x = scheduler.step(model(x, tt, cond), t, x, generator).prev_sample
-        if return_trajectory: traj.append(x)
+    "Ancestral sampling of LongTensor samples of `shape` (B, ...) with the course's one sampler; model(x_t, t, cond) -> logits (B, ..., K)."
+    out = sample(model, scheduler, shape, n_steps=num_inference_steps, cond=cond, generator=generator, device=device,
+                 return_trajectory=return_trajectory)                   # starts from scheduler.prior_sample
     scheduler.set_timesteps(scheduler.num_train_timesteps)
-    return (x, traj) if return_trajectory else x
+    return (out[0], list(out[1].x_t)) if return_trajectory else out
 
 # %% ../nbs/20_d3pm.ipynb #c042
 def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_d3pm_text.ipynb #c002
 from __future__ import annotations
-import math, random
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,43 +15,9 @@ from .core import Config
 from .d3pm import timestep_embedding
 
 # %% auto #0
-__all__ = ['standin_corpus', 'CharVocab', 'char_chunks', 'unigram_bpc', 'bigram_bpc', 'CharNetConfig', 'CharTransformer']
+__all__ = ['CharVocab', 'char_chunks', 'unigram_bpc', 'bigram_bpc', 'CharNetConfig', 'CharTransformer']
 
-# %% ../nbs/21_d3pm_text.ipynb #c006
-_NAMES = ['The Wrestlers', 'The Punter', 'The Cricketers', 'The Phoenix', 'The Eagle', 'The Mill', 'Fitzbillies',
-          'Wildwood', 'Cocum', 'The Golden Palace', 'The Waterman', 'Cotto', 'Green Man', 'Blue Spice', 'Giraffe',
-          'Aromi', 'Clowns', 'Alimentum', 'Strada', 'Zizzi', 'Loch Fyne', 'The Rice Boat', 'The Olive Grove']
-_EAT = ['coffee shop', 'pub', 'restaurant']
-_FOOD = ['English', 'Chinese', 'French', 'Japanese', 'fast', 'Italian', 'Indian']
-_PRICE = ['cheap', 'moderately priced', 'expensive', 'high priced']
-_AREA = ['riverside', 'city centre']
-_RATING = ['average', 'high', 'low', '1 out of 5', '3 out of 5', '5 out of 5']
-_NEAR = ['Burger King', 'Crowne Plaza Hotel', 'The Portland Arms', 'The Sorrento', 'All Bar One', 'Ranch', 'Clare Hall',
-         'The Bakers', 'Avalon', 'Yippee Noodle Bar', 'The Six Bells']
-_TEMPLATES = [
-    '{name} is a {price} {eat} in the {area}.',
-    '{name} is a {eat} near {near} with a {rating} customer rating.',
-    'There is a {food} {eat} called {name} in the {area}.',
-    'Located near {near}, {name} serves {food} food and is {price}.',
-    '{name} is a family friendly {eat} serving {food} food.',
-    'In the {area} there is a {price} {food} {eat} named {name}.',
-    '{name} has a {rating} rating and is not family friendly.',
-    'If you want {food} food, try {name} near {near}.',
-]
-
-def standin_corpus(n: int, seed: int = 0) -> list[str]:
-    "STAND-IN for the E2E-like corpus of `invdiff_nb.text`: n restaurant descriptions from a tiny grammar."
-    if n < 1: raise ValueError(f'n must be >= 1, got {n}')
-    rng, out = random.Random(seed), []
-    for _ in range(n):
-        f = dict(name=rng.choice(_NAMES), eat=rng.choice(_EAT), food=rng.choice(_FOOD), price=rng.choice(_PRICE),
-                 area=rng.choice(_AREA), rating=rng.choice(_RATING), near=rng.choice(_NEAR))
-        k = rng.choice([1, 1, 2])
-        out.append(' '.join(t.format(**f) for t in rng.sample(_TEMPLATES, k)).replace('a English', 'an English').replace(
-            'a Indian', 'an Indian').replace('a Italian', 'an Italian').replace('a expensive', 'an expensive').replace('a average', 'an average'))
-    return out
-
-# %% ../nbs/21_d3pm_text.ipynb #c009
+# %% ../nbs/21_d3pm_text.ipynb #c008
 @dataclass
 class CharVocab:
     "Characters <-> ids."
@@ -77,7 +43,7 @@ def char_chunks(texts, vocab: CharVocab, length: int) -> torch.Tensor:
     if n == 0: raise ValueError(f'the text has {len(ids)} characters, fewer than one chunk of length {length}')
     return ids[: n * length].reshape(n, length)
 
-# %% ../nbs/21_d3pm_text.ipynb #c012
+# %% ../nbs/21_d3pm_text.ipynb #c011
 def unigram_bpc(train: torch.Tensor, test: torch.Tensor, V: int, alpha: float = 1.0) -> float:
     "Bits per character of add-alpha unigram frequencies of `train` on `test` (token ids)."
     p = (torch.bincount(train.reshape(-1), minlength=V).double() + alpha); p = p / p.sum()
@@ -88,11 +54,11 @@ def bigram_bpc(train: torch.Tensor, test: torch.Tensor, V: int, alpha: float = 1
     counts = torch.zeros(V, V, dtype=torch.float64)
     counts.index_put_((train[:, :-1].reshape(-1), train[:, 1:].reshape(-1)), torch.ones(train[:, 1:].numel(), dtype=torch.float64), accumulate=True)
     P = (counts + alpha) / (counts + alpha).sum(-1, keepdim=True)
-    first = (torch.bincount(train[:, 0], minlength=V).double() + alpha); first = first / first.sum()
+    first = (torch.bincount(train.reshape(-1), minlength=V).double() + alpha); first = first / first.sum()   # the unigram
     bits = -P.log2()[test[:, :-1], test[:, 1:]].sum() - first.log2()[test[:, 0]].sum()
     return (bits / test.numel()).item()
 
-# %% ../nbs/21_d3pm_text.ipynb #c015
+# %% ../nbs/21_d3pm_text.ipynb #c014
 @dataclass
 class CharNetConfig(Config):
     "Transformer denoiser for (B, L) token sequences."

@@ -108,6 +108,8 @@ def test_step_contract():
     s = D3PMScheduler(num_classes=4, num_train_timesteps=10, transition='absorbing')
     x = torch.full((3, 5), 4)
     out = s.step(torch.randn(3, 5, 4), 9, x, torch.Generator().manual_seed(0))
+    from invdiff_nb.ddpm import StepOutput
+    assert isinstance(out, StepOutput)
     assert out.prev_sample.shape == x.shape and out.prev_sample.dtype == torch.long and out.pred_x0.shape == x.shape
     assert (out.prev_sample <= 4).all()
     s.set_timesteps(4)
@@ -208,3 +210,37 @@ def test_posterior_agrees_with_diffusers_vq_diffusion():
         log_p0 = F.one_hot(x0, K).float().clamp_min(1e-30).log().permute(0, 2, 1)
         theirs = torch.log_softmax(vq.q_posterior(log_p0, xt, t), 1).exp().permute(0, 2, 1).double()
         assert torch.allclose(theirs, ours.q_posterior_logits(x0, xt, t, torch.float64).exp(), atol=1e-5)
+
+
+# ---- characters (invdiff_nb.d3pm_text) ---------------------------------------------------------------------------
+
+from invdiff_nb.d3pm_text import CharNetConfig, CharTransformer, CharVocab, bigram_bpc, char_chunks, unigram_bpc
+
+
+def test_char_vocab_chunks_and_errors():
+    v = CharVocab.build(['ab c', 'ca'])
+    assert v.chars == '\n abc' and v.decode(v.encode('c ab')) == 'c ab'
+    assert char_chunks(['ab c', 'ca'], v, 4).tolist() == [v.encode('ab c').tolist(), v.encode('\nca\n').tolist()]
+    with pytest.raises(ValueError, match='not in the vocabulary'): v.encode('abz')
+    with pytest.raises(ValueError, match='outside'): v.decode([5])
+    with pytest.raises(ValueError, match='fewer than one chunk'): char_chunks(['a'], v, 10)
+
+
+def test_ngram_baselines_closed_form():
+    tr = torch.tensor([[0, 1, 0, 1, 0, 1]]); te = torch.tensor([[0, 1, 0, 1]])
+    assert abs(unigram_bpc(tr, te, 2, alpha=0) - 1.0) < 1e-12
+    # bigram: first char by the unigram (1 bit), then three deterministic transitions (~0 bits)
+    assert abs(bigram_bpc(tr, te, 2, alpha=1e-12) - 1.0 / 4) < 1e-6
+    assert bigram_bpc(tr, te, 2) < unigram_bpc(tr, te, 2)
+
+
+def test_char_transformer_shapes_and_bad_input():
+    net = CharTransformer(CharNetConfig(num_states=6, num_classes=5, length=8, d_model=16, n_layers=1, n_heads=2))
+    assert net(torch.randint(0, 6, (3, 8)), torch.tensor([0, 1, 2])).shape == (3, 8, 5)
+    with pytest.raises(ValueError, match='outside'): net(torch.full((1, 8), 6), torch.tensor([0]))
+    with pytest.raises(ValueError, match='expects integer tokens'): net(torch.zeros(1, 9, dtype=torch.long), torch.tensor([0]))
+    s = D3PMScheduler(num_classes=4, num_train_timesteps=5, transition='absorbing')
+    with pytest.raises(ValueError, match='disagree on K'): s.loss(net, torch.randint(0, 4, (2, 8)))
+    s5 = D3PMScheduler(num_classes=5, num_train_timesteps=5, transition='absorbing', hybrid_coeff=0.01)
+    loss = s5.loss(net, torch.randint(0, 5, (2, 8)), torch.Generator().manual_seed(0))
+    loss.backward(); assert torch.isfinite(loss)
