@@ -197,6 +197,7 @@ class GaussianScheduler:
         self.alphas_cumprod = torch.cumprod(self.alphas, 0)    # abar_t, t = 0..T-1
         self.alphas_cumprod_prev = torch.cat([betas.new_ones(1), self.alphas_cumprod[:-1]])
         self.posterior_variance = (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod) * betas
+        self._tables = {}                                      # (name, device, dtype) -> table cast and moved once
         self.sampler, self.eta, self.num_inference_steps = 'ddpm', 0.0, c.num_train_timesteps   # default: every step, ancestral
         self._use_timesteps(spaced_timesteps(c.num_train_timesteps, c.num_train_timesteps))
 
@@ -214,9 +215,15 @@ class GaussianScheduler:
         "abar_t as a python float (float64 precision); 1 for t = -1 (before the first step)."
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
-    def _coef(self, table: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
-        "table[t] (float64 schedule) cast to x's dtype/device, shaped to broadcast against x."
-        return extract(table, t, x.shape, x.dtype)
+    def _on(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        "The float64 schedule table `name` cast to x's dtype and moved to x's device, cached (no host-to-device copy per call)."
+        key = (name, x.device, x.dtype)
+        if key not in self._tables: self._tables[key] = getattr(self, name).to(dtype=x.dtype).to(x.device)
+        return self._tables[key]
+
+    def _coef(self, name: str, t, x: torch.Tensor) -> torch.Tensor:
+        "table[t] cast to x's dtype/device, shaped (B, 1, ..., 1) to broadcast against x."
+        return extract(self._on(name, x), torch.as_tensor(t, device=x.device), x.shape)
 
     def check_timesteps(self, t, x: torch.Tensor) -> torch.Tensor:
         "t as a LongTensor on x's device with shape (B,) or (1,), every value in [0, T-1]; a clear error otherwise."
@@ -238,12 +245,12 @@ class GaussianScheduler:
 def _add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
     "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (DDPM eq. 4); t is an int or (B,). `check=False` skips the range check."
     if check: t = self.check_timesteps(t, x0)
-    return q_sample(x0, t, noise, self.alphas_cumprod)
+    return q_sample(x0, t, noise, self._on('alphas_cumprod', x0))
 
 def _get_velocity(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
     "v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (Salimans & Ho 2022)."
     if check: t = self.check_timesteps(t, x0)
-    ab = self._coef(self.alphas_cumprod, torch.as_tensor(t, device=x0.device), x0)
+    ab = self._coef('alphas_cumprod', t, x0)
     return ab.sqrt() * noise - (1 - ab).sqrt() * x0
 
 def _get_target(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
@@ -255,14 +262,14 @@ def _get_target(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = Tr
 
 def _pred_x0(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
     "x0 implied by the model output: (x_t - sqrt(1-abar) eps)/sqrt(abar) | x0 | sqrt(abar) x_t - sqrt(1-abar) v."
-    t = self.check_timesteps(t, x_t); ab = self._coef(self.alphas_cumprod, t, x_t); p = self.config.prediction_type
+    t = self.check_timesteps(t, x_t); ab = self._coef('alphas_cumprod', t, x_t); p = self.config.prediction_type
     if p == 'epsilon': return (x_t - (1 - ab).sqrt() * model_output) / ab.sqrt()
     if p == 'sample': return model_output
     return ab.sqrt() * x_t - (1 - ab).sqrt() * model_output
 
 def _pred_eps(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
     "eps implied by the model output: eps | (x_t - sqrt(abar) x0)/sqrt(1-abar) | sqrt(abar) v + sqrt(1-abar) x_t."
-    t = self.check_timesteps(t, x_t); ab = self._coef(self.alphas_cumprod, t, x_t); p = self.config.prediction_type
+    t = self.check_timesteps(t, x_t); ab = self._coef('alphas_cumprod', t, x_t); p = self.config.prediction_type
     if p == 'epsilon': return model_output
     if p == 'sample': return (x_t - ab.sqrt() * model_output) / (1 - ab).sqrt()
     return ab.sqrt() * model_output + (1 - ab).sqrt() * x_t
@@ -364,7 +371,7 @@ def compare_with_diffusers(config: SchedulerConfig, n_steps: int, sampler: str =
         x = o.prev_sample
     return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
 
-# %% ../nbs/10_ddpm_forward.ipynb #c048
+# %% ../nbs/10_ddpm_forward.ipynb #c050
 def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Generator | None = None) -> torch.Tensor:
     "Replace each sample's condition by `null_cond` with probability p (classifier-free guidance training)."
     if not 0.0 <= p <= 1.0: raise ValueError(f'cond_drop_prob must be in [0, 1], got {p}')

@@ -29,7 +29,7 @@ def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise TypeError(f'cannot read a step output of type {type(out).__name__}: expected .prev_sample (and .pred_x0 or .pred_original_sample)')
     return prev, x0
 
-# %% ../nbs/13_sampling.ipynb #c008
+# %% ../nbs/13_sampling.ipynb #c009
 def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float) -> dict:
     "Call `scheduler.set_timesteps` for `sampler` ('ddpm' or 'ddim'); returns the extra keyword arguments for `step`."
     if sampler not in ('ddpm', 'ddim'): raise ValueError(f"sampler must be 'ddpm' (ancestral) or 'ddim', got {sampler!r}")
@@ -48,7 +48,7 @@ def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float
     scheduler.set_timesteps(n)
     return {'eta': eta} if has_eta else {}
 
-# %% ../nbs/13_sampling.ipynb #c010
+# %% ../nbs/13_sampling.ipynb #c011
 @dataclass
 class Trajectory:
     "The path of a sampling run (on the CPU): visited timesteps, x_t before each step and at the end, predicted x0 at each step."
@@ -66,15 +66,16 @@ def _sampling_device(model, generator, device) -> torch.device:
                          f'make it with make_generator(seed, {str(device)!r})')
     return device
 
-# %% ../nbs/13_sampling.ipynb #c011
+# %% ../nbs/13_sampling.ipynb #c012
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False):
-    "Samples x_0 of `shape` by the reverse process from x_T ~ N(0, I): ancestral ('ddpm') or DDIM, `n_steps` steps."
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
     step_kw = configure_scheduler(scheduler, n_steps, sampler, eta)
-    x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
+    if hasattr(scheduler, 'prior_sample'): x = scheduler.prior_sample(shape, generator, device)   # discrete (D3PM) prior
+    else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
     ts = [int(t) for t in scheduler.timesteps]
     xs, x0s = [x.cpu()], []
@@ -90,7 +91,7 @@ def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = '
         if training is not None: model.train(training)
     return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
 
-# %% ../nbs/13_sampling.ipynb #c023
+# %% ../nbs/13_sampling.ipynb #c024
 @dataclass
 class NoisyClassifierConfig(Config):
     "Sizes of a `NoisyClassifier`."
@@ -123,7 +124,7 @@ class NoisyClassifier(nn.Module):
         for blk in self.blocks: h = blk(h, emb)
         return self.head(h)
 
-# %% ../nbs/13_sampling.ipynb #c024
+# %% ../nbs/13_sampling.ipynb #c025
 def classifier_loss(scheduler, t_max: int | None = None):
     "A `fit` loss: cross-entropy of classifier(x_t, t), x_t ~ q(x_t | x_0) with t uniform in [0, t_max) (default: all of [0, T))."
     T = scheduler.config.num_train_timesteps
@@ -149,7 +150,7 @@ def noisy_accuracy(classifier, scheduler, x0, y, t: int, generator=None, batch_s
     classifier.train(training)
     return hits / len(x0)
 
-# %% ../nbs/13_sampling.ipynb #c028
+# %% ../nbs/13_sampling.ipynb #c029
 def _null_batch(null_cond, cond: torch.Tensor) -> torch.Tensor:
     "The null condition shaped like `cond`: a class index, one embedding, or a full batch."
     if isinstance(null_cond, int): return torch.full_like(cond, null_cond)
@@ -179,7 +180,7 @@ class CFGModel(nn.Module):
         eps_u, eps_c = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([null, cond])).chunk(2)
         return eps_u + self.w * (eps_c - eps_u)
 
-# %% ../nbs/13_sampling.ipynb #c032
+# %% ../nbs/13_sampling.ipynb #c033
 def _output_shift_per_eps(prediction_type: str, abar: torch.Tensor) -> torch.Tensor:
     "d(model output)/d(eps) at fixed x_t for the prediction type."
     if prediction_type == 'epsilon': return torch.ones_like(abar)

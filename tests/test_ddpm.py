@@ -111,7 +111,8 @@ def test_golden_numbers():
     x = torch.randn((1, 1, 2, 2), generator=torch.Generator().manual_seed(1)); g = torch.Generator().manual_seed(2)
     for t in s.timesteps: x = s.step(model(x, t, 1000), t, x, generator=g).prev_sample
     torch.testing.assert_close(x.flatten(), torch.tensor([0.2594580054, -0.5879650712, 0.6422663927, -0.4768218100]), rtol=0, atol=2e-6)
-    # DDIM eta=1, v-prediction, zero terminal SNR, trailing (diffusers returns NaN on this one: see the notebook)
+    # DDIM eta=1, v-prediction, zero terminal SNR, trailing (diffusers returns NaN on this one: see the notebook);
+    # the same numbers as DDPM fixed_small with the same generator (test_ddim_eta1_is_ddpm_fixed_small)
     s = GaussianScheduler(prediction_type='v_prediction', rescale_betas_zero_snr=True, timestep_spacing='trailing').set_timesteps(10, 'ddim', 1.0)
     x = torch.randn((1, 1, 2, 2), generator=torch.Generator().manual_seed(1)); g = torch.Generator().manual_seed(2)
     for t in s.timesteps: x = s.step(model(x, t, 1000), t, x, generator=g).prev_sample
@@ -135,6 +136,25 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r'in \[0, 99\]'): s.step(x, 100, x)
     with pytest.raises(ValueError, match='differ in shape'): s.step(torch.zeros(2, 4), 90, x)
     with pytest.raises(TypeError, match='SchedulerConfig'): GaussianScheduler(3)
+
+
+def test_ddim_eta1_is_ddpm_fixed_small():
+    "Without clipping, DDIM with eta = 1 is the DDPM ancestral sampler with the posterior variance (same generator, same path)."
+    for pred, rescale in [('epsilon', False), ('sample', True), ('v_prediction', True)]:
+        cfg = SchedulerConfig(prediction_type=pred, rescale_betas_zero_snr=rescale, timestep_spacing='trailing')
+        a, b = GaussianScheduler(cfg).set_timesteps(10), GaussianScheduler(cfg).set_timesteps(10, 'ddim', 1.0)
+        model = _dummy_model((2, 1, 3, 3), 0)
+        x = y = torch.randn((2, 1, 3, 3), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        ga, gb = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+        for t in a.timesteps:
+            x = a.step(model(x, t, 1000), t, x, generator=ga).prev_sample; y = b.step(model(y, t, 1000), t, y, generator=gb).prev_sample
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-10)
+
+
+def test_tables_cached_per_dtype():
+    s = GaussianScheduler(); x = torch.zeros(2, 3, dtype=torch.float16)
+    assert s.add_noise(x, x + 1, 5).dtype == torch.float16 and s.pred_x0(x, 5, x).dtype == torch.float16
+    assert ('alphas_cumprod', x.device, torch.float16) in s._tables and s.alphas_cumprod.dtype == torch.float64
 
 
 def test_config_roundtrip_and_mapping():

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DDIMScheduler
+from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
 
 from invdiff_nb.core import make_generator
 from invdiff_nb.models import UNet, UNetConfig
@@ -17,6 +18,7 @@ SHAPE = (3, 1, 8, 8)
 
 def ddpm(T=T, **kw): return DDPMScheduler(num_train_timesteps=T, clip_sample=False, **kw)
 def ddim(T=T, **kw): return DDIMScheduler(num_train_timesteps=T, clip_sample=False, **kw)
+def ours(T=T, **kw): return GaussianScheduler(SchedulerConfig(num_train_timesteps=T, **kw))
 
 
 def oracle(x0, scheduler):
@@ -42,7 +44,9 @@ def net(): return _random_unet()
 
 
 @pytest.mark.parametrize('make, sampler, n, eta', [(ddim, 'ddim', 10, 0.0), (ddim, 'ddim', T, 0.0), (ddpm, 'ddpm', T, 0.0),
-                                                    (ddpm, 'ddpm', 10, 0.0), (ddim, 'ddim', 10, 1.0)])
+                                                    (ddpm, 'ddpm', 10, 0.0), (ddim, 'ddim', 10, 1.0),
+                                                    (ours, 'ddim', 10, 0.0), (ours, 'ddim', T, 0.0), (ours, 'ddpm', T, 0.0),
+                                                    (ours, 'ddpm', 10, 0.0), (ours, 'ddim', 10, 1.0)])
 def test_oracle_recovers_x0(make, sampler, n, eta):
     x0 = torch.rand(SHAPE, generator=make_generator(0)) * 2 - 1
     sch = make()
@@ -56,6 +60,8 @@ def test_same_seed_same_samples(net):
     a = run(1, ddpm(), 'ddpm'); torch.randn(7); b = run(1, ddpm(), 'ddpm'); c = run(2, ddpm(), 'ddpm')
     assert torch.equal(a, b) and not torch.allclose(a, c)
     assert torch.equal(run(3, ddim(), 'ddim', 0.7), run(3, ddim(), 'ddim', 0.7))
+    assert torch.equal(run(4, ours(), 'ddpm'), run(4, ours(), 'ddpm'))
+    assert torch.equal(run(4, ours(), 'ddim', 0.7), run(4, ours(), 'ddim', 0.7))
 
 
 def test_dropout_model_restored_to_train_mode():
@@ -100,14 +106,24 @@ def _hand_ddim(model, n, eta, shape, cond, g):
     return x
 
 
-def test_agrees_with_hand_written_loops(net):
+@pytest.mark.parametrize('family', ['diffusers', 'ours'])
+def test_agrees_with_hand_written_loops(net, family):
     c = torch.tensor([0, 2, 4])
     with torch.no_grad():
         ref = _hand_ddpm(net, SHAPE, c, make_generator(5))
         ref_i = _hand_ddim(net, 5, 0.5, SHAPE, c, make_generator(6))
-    ours = sample(net, ddpm(), SHAPE, cond=c, generator=make_generator(5))
-    ours_i = sample(net, ddim(), SHAPE, n_steps=5, sampler='ddim', eta=0.5, cond=c, generator=make_generator(6))
-    assert (ours - ref).abs().max() < 1e-4 and (ours_i - ref_i).abs().max() < 1e-4
+    s_ddpm, s_ddim = (ddpm(), ddim()) if family == 'diffusers' else (ours(), ours())
+    out = sample(net, s_ddpm, SHAPE, cond=c, generator=make_generator(5))
+    out_i = sample(net, s_ddim, SHAPE, n_steps=5, sampler='ddim', eta=0.5, cond=c, generator=make_generator(6))
+    assert (out - ref).abs().max() < 1e-4 and (out_i - ref_i).abs().max() < 1e-4
+
+
+def test_ours_and_diffusers_give_the_same_samples(net):
+    c = torch.tensor([1, 2, 3])
+    for sampler, ref, n, eta in [('ddpm', ddpm(), 10, 0.0), ('ddim', ddim(), 10, 0.0), ('ddim', ddim(), 10, 1.0)]:
+        a = sample(net, ours(), SHAPE, n_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
+        b = sample(net, ref, SHAPE, n_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
+        assert (a - b).abs().max() < 1e-4, (sampler, eta, (a - b).abs().max())
 
 
 def test_step_outputs_reads_all_forms():
@@ -127,6 +143,7 @@ def test_step_outputs_reads_all_forms():
     (ddpm, dict(sampler='euler'), "'ddpm'"), (ddpm, dict(sampler='ddim'), 'does not match DDPMScheduler'),
     (ddim, dict(sampler='ddpm'), 'does not match DDIMScheduler'), (ddpm, dict(n_steps=T + 1), r'\[1, 50\]'),
     (ddpm, dict(n_steps=0), r'\[1, 50\]'), (ddpm, dict(eta=0.3), 'ancestral'), (ddim, dict(sampler='ddim', eta=-1.0), 'eta must be'),
+    (ours, dict(sampler='euler'), "'ddpm'"), (ours, dict(n_steps=T + 1), r'\[1, 50\]'), (ours, dict(eta=0.3), 'ancestral'),
 ])
 def test_sample_bad_inputs(net, sch, kw, msg):
     with pytest.raises(ValueError, match=msg): sample(net, sch(), SHAPE, generator=make_generator(0), **kw)
@@ -180,12 +197,12 @@ def _clf(T=T):
 
 
 def test_classifier_guidance_scale0_and_formula(net):
-    clf, sch = _clf(), ddpm()
+    clf, sch = _clf(), ours()
     x, t, y = torch.randn(SHAPE), torch.tensor([3, 20, 49]), torch.tensor([0, 1, 4])
     assert torch.equal(ClassifierGuidance(net, clf, sch, 0.0, y)(x, t), net(x, t))
     xg = x.clone().requires_grad_(True)
     grad = torch.autograd.grad(F.log_softmax(clf(xg, t), -1).gather(1, y[:, None]).sum(), xg)[0]
-    abar = sch.alphas_cumprod[t].view(-1, 1, 1, 1)
+    abar = sch.alphas_cumprod[t].float().view(-1, 1, 1, 1)
     with torch.no_grad():
         torch.testing.assert_close(ClassifierGuidance(net, clf, sch, 2.0, y)(x, t), net(x, t) - 2.0 * (1 - abar).sqrt() * grad)
 
@@ -214,8 +231,9 @@ def test_classifier_guidance_in_sampler_scale0(net):
     assert not torch.allclose(a, c)
 
 
-def test_noisy_classifier_and_loss():
-    clf, sch = _clf(), ddpm()
+@pytest.mark.parametrize('make', [ddpm, ours])
+def test_noisy_classifier_and_loss(make):
+    clf, sch = _clf(), make()
     x0, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.randint(0, 5, (6,))
     assert clf(x0, torch.arange(6)).shape == (6, 5)
     loss = classifier_loss(sch)(clf, (x0, y), make_generator(0))
