@@ -141,3 +141,21 @@ def test_evaluator_on_tiny_data():
     ref = ev.reference(10, g)
     assert set(ref) == {'fd_train_test', 'fd_noise_test'}
     with pytest.raises(ValueError, match='n must be in'): ev.reference(100, g)
+
+
+def test_train_classifier_runs_and_rejects_mismatch():
+    from invdiff_nb.metrics import train_classifier
+    g = _gen(9)
+    x, y = torch.rand(32, 1, 8, 8, generator=g) * 2 - 1, torch.arange(32) % 10
+    cfg = ClassifierConfig(image_size=8, width=4, feat_dim=6, steps=3, batch_size=8)
+    model, res = train_classifier(x, y, cfg, seed=0, device='cpu')
+    assert len(res.losses) == 3 and all(np.isfinite(res.losses)) and not model.training
+    with pytest.raises(ValueError, match='labels'): train_classifier(x, y[:5], cfg, device='cpu')
+
+
+def test_evaluator_build_caches_the_classifier(tmp_path):
+    cfg = ClassifierConfig(image_size=8, width=4, feat_dim=6, steps=2, batch_size=8)
+    ev1 = DigitEvaluator.build(cfg, seed=0, device='cpu', root=tmp_path, verbose=False)
+    ev2 = DigitEvaluator.build(cfg, seed=0, device='cpu', root=tmp_path, verbose=False)
+    assert (ev1.loaded, ev2.loaded) == (False, True)
+    assert torch.equal(ev1.test_feats, ev2.test_feats) and len(list(tmp_path.iterdir())) == 1
