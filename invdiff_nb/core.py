@@ -18,10 +18,10 @@ import invdiff_nb
 
 # %% auto #0
 __all__ = ['NOTATION', 'PROFILES', 'CKPT_FORMAT', 'notation_table', 'seed_everything', 'make_generator', 'derive_seed',
-           'get_device', 'Config', 'atomic_write_text', 'Profile', 'lookup_profile', 'get_profile', 'flatten_state',
-           'unflatten_state', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'cache_dir',
-           'config_hash', 'load_or_train', 'write_results', 'read_results', 'image_grid', 'show_images', 'plot_curves',
-           'save_fig']
+           'get_device', 'Config', 'temp_beside', 'atomic_write_text', 'Profile', 'lookup_profile', 'get_profile',
+           'flatten_state', 'unflatten_state', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint',
+           'cache_dir', 'config_hash', 'load_or_train', 'write_results', 'read_results', 'image_grid', 'show_images',
+           'plot_curves', 'save_fig']
 
 # %% ../nbs/00_core.ipynb #c006
 NOTATION = {  # code name -> (symbol in the prose, meaning)
@@ -121,10 +121,17 @@ class Config:
         return cls.from_json(p.read_text())
     def replace(self, **kw): return dataclasses.replace(self, **kw)
 
+def temp_beside(path: Path) -> tuple[int, str]:
+    "A temporary file in `path`'s folder (so a rename onto `path` is atomic), with the usual permissions (not mkstemp's 0600)."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
 def atomic_write_text(path, text: str):
     "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -216,7 +223,7 @@ def save_checkpoint(path, state, config, step: int, seed: int) -> Path:
     tensors, skeleton = flatten_state(state)
     meta = {'format': CKPT_FORMAT, 'config': json.dumps(cfg, sort_keys=True), 'state': json.dumps(skeleton),
             'step': str(int(step)), 'seed': str(int(seed)), 'version': invdiff_nb.__version__}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    fd, tmp = temp_beside(path); os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
