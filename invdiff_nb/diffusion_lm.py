@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .core import Config
 from .ddpm import GaussianScheduler, SchedulerConfig, posterior_coefs
-from .sampling import sample, step_outputs
+from .sampling import sample
 from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize, try_parse, validate_mr)
 
 # %% auto #0
@@ -162,23 +162,8 @@ def posterior_mean_var(scheduler, x0: torch.Tensor, x_t: torch.Tensor, t: int, t
 
 def sample_hooked(model, scheduler, shape, hooks: Sequence[Callable] = (), n_steps: int | None = None,
                   sampler: str = 'ddpm', generator: torch.Generator | None = None) -> torch.Tensor:
-    "The reverse process of `sample` with `hooks` applied to x_{t-1} after every scheduler step."
-    scheduler.set_timesteps(n_steps or scheduler.config.num_train_timesteps, sampler=sampler)
-    ts = [int(t) for t in scheduler.timesteps]
-    dev = next(model.parameters()).device
-    x = torch.randn(tuple(shape), generator=generator, device=dev)
-    training = model.training; model.eval()
-    try:
-        for h in hooks: x = h(x, ts[0])
-        for i, t in enumerate(ts):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            with torch.no_grad():
-                out = model(x, torch.full((shape[0],), t, device=dev, dtype=torch.long))
-                x_new, x0 = step_outputs(scheduler.step(out, t, x, generator=generator))
-            for h in hooks: x_new = h(x_new, t_prev, x_t=x, t=t, pred_x0=x0)
-            x = x_new
-    finally: model.train(training)
-    return x
+    "`sampling.sample` with `hooks` applied to x_{t-1} after every scheduler step (and to x_T before the first)."
+    return sample(model, scheduler, shape, n_steps=n_steps, sampler=sampler, generator=generator, hooks=hooks)
 
 class Anchor:
     "Hook that keeps the positions `mask` (B, L) equal to the tokens `ids`: forward-noised to the current level, or clean."

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import inspect, math
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -68,7 +69,8 @@ def _sampling_device(model, generator, device) -> torch.device:
 
 # %% ../nbs/13_sampling.ipynb #c012
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
-           generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False):
+           generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
+           hooks: Sequence[Callable] = ()):
     "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
@@ -78,15 +80,19 @@ def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = '
     else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
     ts = [int(t) for t in scheduler.timesteps]
-    xs, x0s = [x.cpu()], []
     training = model.training if isinstance(model, nn.Module) else None
     if training is not None: model.eval()
     try:
-        with torch.no_grad():
-            for t in tqdm(ts, disable=not progress, desc=f'{sampler} sampling', leave=False):
+        for h in hooks: x = h(x, ts[0])                                          # e.g. anchor known positions in x_T
+        xs, x0s = [x.cpu()], []
+        for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} sampling', leave=False)):
+            with torch.no_grad():
                 out = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long), cond)
-                x, x0 = step_outputs(scheduler.step(out, t, x, generator=generator, **step_kw))
-                if return_trajectory: xs.append(x.cpu()); x0s.append(x0.cpu())
+                x_new, x0 = step_outputs(scheduler.step(out, t, x, generator=generator, **step_kw))
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            for h in hooks: x_new = h(x_new, t_prev, x_t=x, t=t, pred_x0=x0)    # edit x_{t-1} (control, infilling)
+            x = x_new
+            if return_trajectory: xs.append(x.cpu()); x0s.append(x0.cpu())
     finally:
         if training is not None: model.train(training)
     return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
