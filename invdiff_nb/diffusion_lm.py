@@ -18,10 +18,11 @@ from .sampling import sample
 from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize, try_parse, validate_mr)
 
 # %% auto #0
-__all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'dlm_loss', 'nearest_embedding', 'Clamped',
-           'generate', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LatentClassifierConfig', 'LatentClassifier',
-           'field_classes', 'field_labels', 'control_target', 'classifier_loss', 'ClassifierControl', 'scan_slots',
-           'mentions', 'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
+__all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'dlm_loss', 'nearest_embedding', 'SelfConditioned',
+           'Clamped', 'denoiser', 'generate', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LatentClassifierConfig',
+           'LatentClassifier', 'field_classes', 'field_labels', 'control_target', 'classifier_loss',
+           'ClassifierControl', 'scan_slots', 'mentions', 'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs',
+           'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -35,6 +36,7 @@ class DLMConfig(Config):
     heads: int = 4
     num_train_timesteps: int = 1000
     output: str = 'vocab'             # 'vocab': x0 = softmax(word logits) @ EMB;  'embedding': x0 = linear(h)
+    self_condition: bool = False      # also feed the model its previous x0 estimate (Chen et al. 2022)
     def __post_init__(self):
         if self.output not in ('vocab', 'embedding'): raise ValueError(f"output must be 'vocab' or 'embedding', got {self.output!r}")
         if self.width % self.heads: raise ValueError(f'width {self.width} must be divisible by heads {self.heads}')
@@ -72,6 +74,8 @@ class DiffusionLM(nn.Module):
         self.enc = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.width)
         self.out = nn.Linear(c.width, c.vocab_size if c.output == 'vocab' else c.emb_dim)
+        if c.self_condition:                      # zero-initialised: training starts from the plain model
+            self.inp_sc = nn.Linear(c.emb_dim, c.width); nn.init.zeros_(self.inp_sc.weight); nn.init.zeros_(self.inp_sc.bias)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         "EMB(w): (B, L) ids -> (B, L, d); ids outside the vocabulary are an error."
@@ -85,17 +89,26 @@ class DiffusionLM(nn.Module):
         if sigma0 is None: sigma0 = float((1 - dlm_scheduler(self.config.num_train_timesteps).alphas_cumprod[0]) ** 0.5)
         return mean + sigma0 * torch.randn(mean.shape, generator=generator, device=mean.device)
 
-    def word_logits(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def word_logits(self, x_t: torch.Tensor, t: torch.Tensor, x0_sc: torch.Tensor | None = None) -> torch.Tensor:
         "The denoiser's per-position output before the x0 map: word logits (B, L, V) (or x0 for output='embedding')."
         c = self.config
         _check_latents(x_t, t, c.emb_dim, c.seq_len, c.num_train_timesteps)
         h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(timestep_embedding(t, c.width))[:, None]
+        if c.self_condition:
+            if x0_sc is not None and x0_sc.shape != x_t.shape:
+                raise ValueError(f'self-conditioning input {tuple(x0_sc.shape)} must have the shape of x_t {tuple(x_t.shape)}')
+            h = h + (self.inp_sc(x0_sc) if x0_sc is not None else self.inp_sc.bias)   # no estimate yet = a zero input
+        elif x0_sc is not None:
+            raise ValueError('this model was built with self_condition=False: it takes no x0_sc input')
         return self.out(self.norm(self.enc(h)))
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
-        "f_theta(x_t, t): the predicted x0 (B, L, d)."
-        h = self.word_logits(x_t, t)
+    def x0_from_logits(self, h: torch.Tensor) -> torch.Tensor:
+        "The x0 prediction from the output head: softmax(h) @ EMB for output='vocab', h itself for 'embedding'."
         return h.softmax(-1) @ self.emb.weight if self.config.output == 'vocab' else h
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None, x0_sc: torch.Tensor | None = None) -> torch.Tensor:
+        "f_theta(x_t, t[, x0_sc]): the predicted x0 (B, L, d)."
+        return self.x0_from_logits(self.word_logits(x_t, t, x0_sc))
 
     def logits(self, x0: torch.Tensor) -> torch.Tensor:
         "Rounding logits W x0 (B, L, V), W tied to the embeddings."
@@ -108,7 +121,7 @@ class DiffusionLM(nn.Module):
 # %% ../nbs/31_diffusion_lm.ipynb #c012
 def dlm_loss(model: DiffusionLM, scheduler, ids: torch.Tensor, generator: torch.Generator | None = None,
              src_mask: torch.Tensor | None = None, aux_ce: float = 1.0, t: torch.Tensor | None = None,
-             return_parts: bool = False):
+             return_parts: bool = False, self_cond_prob: float = 0.5):
     "The Diffusion-LM end-to-end loss (mean over the batch); `src_mask` (B, L) marks clean, unscored positions."
     B, L = ids.shape
     ab = scheduler.alphas_cumprod.to(ids.device)
@@ -118,8 +131,13 @@ def dlm_loss(model: DiffusionLM, scheduler, ids: torch.Tensor, generator: torch.
     x_t = scheduler.add_noise(x0, torch.randn(x0.shape, generator=generator, device=ids.device), t)
     keep = torch.zeros(B, L, dtype=torch.bool, device=ids.device) if src_mask is None else src_mask.bool().expand(B, L)
     x_t = torch.where(keep[..., None], mean, x_t)                                                 # DiffuSeq: clean source
-    h = model.word_logits(x_t, t)
-    pred = h.softmax(-1) @ model.emb.weight if model.config.output == 'vocab' else h
+    x0_sc = None
+    if model.config.self_condition:                  # with prob. self_cond_prob feed a first, gradient-free estimate
+        with torch.no_grad():
+            use = (torch.rand(B, 1, 1, generator=generator, device=ids.device) < self_cond_prob).float()
+            x0_sc = model.x0_from_logits(model.word_logits(x_t, t)) * use
+    h = model.word_logits(x_t, t) if x0_sc is None else model.word_logits(x_t, t, x0_sc)
+    pred = model.x0_from_logits(h)
     target = torch.where((t == 0)[:, None, None], mean, x0)
     w = (~keep).float(); n = w.sum(1).clamp(min=1)                                                 # (B, L) scored positions
     parts = {'mse': (((pred - target) ** 2).mean(-1) * w).sum(1) / n,
@@ -136,17 +154,35 @@ def nearest_embedding(x: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ E.t() + (E * E).sum(-1)   # (..., V) squared distances
     return E[d2.argmin(-1)]
 
+class SelfConditioned(nn.Module):
+    "Sampling wrapper for a self-conditioned model: each step gets the x0 predicted at the step before (none at the first)."
+    def __init__(self, model: DiffusionLM):
+        super().__init__(); self.model = model; self.reset()
+    def reset(self): self.prev, self.last_t = None, None
+    def forward(self, x_t, t, cond=None):
+        tt = int(t.max())
+        if self.prev is None or tt >= self.last_t or self.prev.shape != x_t.shape: self.prev = None   # a new trajectory
+        x0 = self.model(x_t, t, cond, x0_sc=self.prev)
+        self.prev, self.last_t = x0.detach(), tt
+        return x0
+
 class Clamped(nn.Module):
     "Wrapper: the model's x0 prediction snapped to the nearest word embedding (the clamping trick)."
     def __init__(self, model: DiffusionLM):
         super().__init__(); self.model = model
+        self.net = SelfConditioned(model) if model.config.self_condition else model
     def forward(self, x_t, t, cond=None):
-        return nearest_embedding(self.model(x_t, t, cond), self.model.emb.weight)
+        return nearest_embedding(self.net(x_t, t, cond), self.model.emb.weight)
+
+def denoiser(model: DiffusionLM, clamp: bool = False) -> nn.Module:
+    "What the sampler calls: the model, wrapped for self-conditioning and/or clamping as its config and `clamp` ask."
+    if clamp: return Clamped(model)
+    return SelfConditioned(model) if model.config.self_condition else model
 
 def generate(model: DiffusionLM, scheduler, n: int, n_steps: int, sampler: str = 'ddpm', clamp: bool = False,
              generator: torch.Generator | None = None) -> torch.Tensor:
     "`n` unconditional samples as token ids (n, L): reverse process with `sample`, then rounding."
-    net = Clamped(model) if clamp else model
+    net = denoiser(model, clamp)
     x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), n_steps=n_steps, sampler=sampler,
                 generator=generator)
     return model.round(x0)

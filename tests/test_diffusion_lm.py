@@ -141,3 +141,30 @@ def test_diffuseq_encoding():
     assert m.shape == (2, 72) and m[:, :8].all() and not m[:, 8:].any()
     with pytest.raises(ValueError, match='does not fit'): encode_pairs(v, pairs, 10)
     with pytest.raises(ValueError, match='unknown value'): mr_tokens({'name': 'Nowhere'})
+
+
+def test_self_conditioning_contract_and_errors(tiny):
+    from invdiff_nb.diffusion_lm import SelfConditioned, denoiser
+    m, sch = tiny
+    sc = DiffusionLM(m.config.replace(self_condition=True))
+    sc.load_state_dict(m.state_dict(), strict=False)
+    x, t = torch.randn(2, 12, 16), torch.tensor([5, 5])
+    # zero-initialised extra input: identical to the plain model with or without an estimate
+    assert torch.allclose(sc(x, t), m(x, t), atol=1e-6) and torch.allclose(sc(x, t, x0_sc=torch.randn_like(x)), m(x, t), atol=1e-6)
+    torch.nn.init.normal_(sc.inp_sc.weight)
+    est = torch.randn_like(x)
+    assert not torch.allclose(sc(x, t, x0_sc=est), sc(x, t))              # once trained, the estimate matters
+    with pytest.raises(ValueError, match='self_condition=False'): m(x, t, x0_sc=est)
+    with pytest.raises(ValueError, match='must have the shape'): sc(x, t, x0_sc=est[:, :4])
+    w = denoiser(sc)
+    assert isinstance(w, SelfConditioned) and denoiser(m) is m and isinstance(denoiser(sc, clamp=True), Clamped)
+    a = w(x, torch.tensor([9, 9])); b = w(x, t)
+    assert torch.allclose(b, sc(x, t, x0_sc=a))                             # the previous step's x0 is fed in
+    assert torch.allclose(w(x, torch.tensor([9, 9])), a)                    # t went up: a new trajectory starts fresh
+    # the loss runs (with its gradient-free first pass) and trains the extra input; sampling works end to end
+    ids = torch.randint(0, 30, (4, 12), generator=make_generator(0))
+    loss = dlm_loss(sc, sch, ids, make_generator(1), self_cond_prob=1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and sc.inp_sc.weight.grad.abs().sum() > 0
+    assert generate(sc, sch, 2, 5, clamp=True, generator=make_generator(0)).shape == (2, 12)
+    assert generate(sc, sch, 2, 5, clamp=False, generator=make_generator(0)).shape == (2, 12)
