@@ -210,6 +210,8 @@ def report_markdown(runs: Sequence[NotebookRun], profile: str, seed: int, env: d
              f'{sum(r.status == "ok" for r in runs)} of {len(runs)} notebooks ok.', '', SUMMARY_START,
              '| notebook | status | wall s | results |', '|---|---|---|---|']
     lines += [f'| {r.name} | {r.status} | {secs(r)} | {results_text(r.results).replace("|", "/")} |' for r in runs]
+    timed = [r.seconds for r in runs if r.seconds is not None]
+    if timed: lines += [f'| **all {len(timed)} timed notebooks** | | {sum(timed):.1f} | {sum(timed) / 60:.1f} min, one after another |']
     lines += [SUMMARY_END, '']
     bad = [r for r in runs if r.status not in ('ok', 'skipped', 'not run')]
     if bad: lines += ['## Problems', ''] + [f'- `{r.name}`: {r.status}: {r.error}' +
