@@ -18,11 +18,11 @@ from .sampling import sample
 from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize, try_parse, validate_mr)
 
 # %% auto #0
-__all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'dlm_loss', 'nearest_embedding', 'SelfConditioned',
-           'Clamped', 'denoiser', 'generate', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LatentClassifierConfig',
-           'LatentClassifier', 'field_classes', 'field_labels', 'control_target', 'classifier_loss',
-           'ClassifierControl', 'scan_slots', 'mentions', 'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs',
-           'source_mask']
+__all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding',
+           'SelfConditioned', 'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor',
+           'LangevinCorrector', 'generate', 'LatentClassifierConfig', 'LatentClassifier', 'field_classes',
+           'field_labels', 'control_target', 'classifier_loss', 'ClassifierControl', 'scan_slots', 'mentions',
+           'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -119,15 +119,27 @@ class DiffusionLM(nn.Module):
         return self.logits(x0).argmax(-1)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c012
+def train_timesteps(n: int, T: int, high_noise_frac: float = 0.0, high_noise_from: float = 0.7,
+                    generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    "n training timesteps: uniform on [0, T), except a share `high_noise_frac` drawn uniformly from [high_noise_from*T, T)."
+    if not 0 <= high_noise_frac <= 1: raise ValueError(f'high_noise_frac must be in [0, 1], got {high_noise_frac}')
+    if not 0 <= high_noise_from < 1: raise ValueError(f'high_noise_from is a fraction of the schedule in [0, 1), got {high_noise_from}')
+    t = torch.randint(0, T, (n,), generator=generator, device=device)
+    if high_noise_frac > 0:
+        hi = torch.randint(min(int(high_noise_from * T), T - 1), T, (n,), generator=generator, device=device)
+        t = torch.where(torch.rand(n, generator=generator, device=device) < high_noise_frac, hi, t)
+    return t
+
 def dlm_loss(model: DiffusionLM, scheduler, ids: torch.Tensor, generator: torch.Generator | None = None,
              src_mask: torch.Tensor | None = None, aux_ce: float = 1.0, t: torch.Tensor | None = None,
-             return_parts: bool = False, self_cond_prob: float = 0.5):
+             return_parts: bool = False, self_cond_prob: float = 0.5, high_noise_frac: float = 0.0,
+             high_noise_from: float = 0.7):
     "The Diffusion-LM end-to-end loss (mean over the batch); `src_mask` (B, L) marks clean, unscored positions."
     B, L = ids.shape
     ab = scheduler.alphas_cumprod.to(ids.device)
     mean = model.embed(ids)                                                                       # EMB(w)   (B, L, d)
     x0 = mean + (1 - ab[0]).sqrt().float() * torch.randn(mean.shape, generator=generator, device=ids.device)
-    if t is None: t = torch.randint(0, len(ab), (B,), generator=generator, device=ids.device)
+    if t is None: t = train_timesteps(B, len(ab), high_noise_frac, high_noise_from, generator, ids.device)
     x_t = scheduler.add_noise(x0, torch.randn(x0.shape, generator=generator, device=ids.device), t)
     keep = torch.zeros(B, L, dtype=torch.bool, device=ids.device) if src_mask is None else src_mask.bool().expand(B, L)
     x_t = torch.where(keep[..., None], mean, x_t)                                                 # DiffuSeq: clean source
@@ -158,10 +170,10 @@ class SelfConditioned(nn.Module):
     "Sampling wrapper for a self-conditioned model: each step gets the x0 predicted at the step before (none at the first)."
     def __init__(self, model: DiffusionLM):
         super().__init__(); self.model = model; self.reset()
-    def reset(self): self.prev, self.last_t = None, None
+    def reset(self): self.prev, self.last_t = None, None         # t going up also starts a new trajectory; same t: corrector steps
     def forward(self, x_t, t, cond=None):
         tt = int(t.max())
-        if self.prev is None or tt >= self.last_t or self.prev.shape != x_t.shape: self.prev = None   # a new trajectory
+        if self.prev is None or tt > self.last_t or self.prev.shape != x_t.shape: self.prev = None    # a new trajectory
         x0 = self.model(x_t, t, cond, x0_sc=self.prev)
         self.prev, self.last_t = x0.detach(), tt
         return x0
@@ -178,14 +190,6 @@ def denoiser(model: DiffusionLM, clamp: bool = False) -> nn.Module:
     "What the sampler calls: the model, wrapped for self-conditioning and/or clamping as its config and `clamp` ask."
     if clamp: return Clamped(model)
     return SelfConditioned(model) if model.config.self_condition else model
-
-def generate(model: DiffusionLM, scheduler, n: int, n_steps: int, sampler: str = 'ddpm', clamp: bool = False,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    "`n` unconditional samples as token ids (n, L): reverse process with `sample`, then rounding."
-    net = denoiser(model, clamp)
-    x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), n_steps=n_steps, sampler=sampler,
-                generator=generator)
-    return model.round(x0)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c017
 def _abar(scheduler, t: int) -> float:
@@ -216,6 +220,36 @@ class Anchor:
         return torch.where(self.mask, keep, x)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c020
+class LangevinCorrector:
+    "Hook: after each reverse step, `steps` Langevin steps at the new level t_prev >= t_min (Song et al. 2021, Alg. 2)."
+    def __init__(self, net: nn.Module, scheduler, snr: float = 0.3, steps: int = 1, t_min: int = 0,
+                 generator: torch.Generator | None = None):
+        if snr < 0 or steps < 0: raise ValueError(f'snr and steps must be >= 0, got snr={snr}, steps={steps}')
+        self.net, self.scheduler, self.snr, self.steps, self.t_min, self.generator = net, scheduler, snr, steps, t_min, generator
+    def score(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        "grad log p_t(x) from the x0 prediction (Tweedie)."
+        ab = _abar(self.scheduler, t)
+        with torch.no_grad(): x0 = self.net(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
+        return (ab ** 0.5 * x0 - x) / (1 - ab)
+    def __call__(self, x, t_prev, x_t=None, t=None, pred_x0=None):
+        if x_t is None or t_prev < max(self.t_min, 0) or self.steps == 0 or self.snr == 0: return x
+        for _ in range(self.steps):
+            s = self.score(x, t_prev)
+            z = torch.randn(x.shape, generator=self.generator, device=x.device)
+            eps = 2 * (self.snr * z.flatten(1).norm(dim=1).mean() / s.flatten(1).norm(dim=1).mean().clamp_min(1e-12)) ** 2
+            x = x + eps * s + (2 * eps) ** 0.5 * z
+        return x
+
+def generate(model: DiffusionLM, scheduler, n: int, n_steps: int, sampler: str = 'ddpm', clamp: bool = False,
+             generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6) -> torch.Tensor:
+    "`n` unconditional samples as token ids (n, L): reverse process (+ a Langevin corrector for snr > 0), then rounding."
+    net = denoiser(model, clamp)
+    hooks = [LangevinCorrector(net, scheduler, snr, 1, int(corrector_from * len(scheduler.alphas_cumprod)), generator)] if snr > 0 else []
+    x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), n_steps=n_steps, sampler=sampler,
+                generator=generator, hooks=hooks)
+    return model.round(x0)
+
+# %% ../nbs/31_diffusion_lm.ipynb #c023
 @dataclass
 class LatentClassifierConfig(Config):
     "A classifier p(c | x_t, t) on noisy embedding sequences."
@@ -268,7 +302,7 @@ def classifier_loss(lm: DiffusionLM, scheduler) -> Callable:
         return F.cross_entropy(clf(x_t, t), y)
     return loss_fn
 
-# %% ../nbs/31_diffusion_lm.ipynb #c022
+# %% ../nbs/31_diffusion_lm.ipynb #c025
 class ClassifierControl:
     "Hook: K Adagrad steps on x_{t-1} for lam * ||x_{t-1} - mu||^2 / sigma^2 + CE(classifier(x_{t-1}, t-1), target)."
     def __init__(self, classifier: LatentClassifier, scheduler, target: int, lam: float = 0.01, steps: int = 3,
@@ -290,7 +324,7 @@ class ClassifierControl:
                 opt.zero_grad(); loss.backward(); opt.step()
         return x.detach()
 
-# %% ../nbs/31_diffusion_lm.ipynb #c024
+# %% ../nbs/31_diffusion_lm.ipynb #c027
 def _scan_table():
     rows = []
     for kind, d in SLOT_PHRASES.items():
@@ -328,7 +362,7 @@ def slot_recall(mr: dict, tokens: Sequence[str]) -> float:
     found = {f: {v} for f, v in parsed.items()} if parsed is not None else scan_slots(tokens)
     return sum(v in found.get(f, set()) for f, v in mr.items()) / len(mr)
 
-# %% ../nbs/31_diffusion_lm.ipynb #c027
+# %% ../nbs/31_diffusion_lm.ipynb #c030
 def mr_tokens(mr: dict) -> list[str]:
     "The MR as one token per E2E field, in canonical order (`field=value` or `field=<none>`)."
     mr = validate_mr(mr)

@@ -168,3 +168,46 @@ def test_self_conditioning_contract_and_errors(tiny):
     assert torch.isfinite(loss) and sc.inp_sc.weight.grad.abs().sum() > 0
     assert generate(sc, sch, 2, 5, clamp=True, generator=make_generator(0)).shape == (2, 12)
     assert generate(sc, sch, 2, 5, clamp=False, generator=make_generator(0)).shape == (2, 12)
+
+
+def test_high_noise_timesteps():
+    from invdiff_nb.diffusion_lm import train_timesteps
+    # p = 0 is the uniform draw, bit for bit (so old runs reproduce); p > 0 moves that share into [from*T, T)
+    assert torch.equal(train_timesteps(64, 50, generator=make_generator(2)), torch.randint(0, 50, (64,), generator=make_generator(2)))
+    t = train_timesteps(40000, 1000, 0.5, 0.8, make_generator(0))
+    assert t.min() >= 0 and t.max() < 1000
+    assert abs((t >= 800).float().mean().item() - (0.5 + 0.5 * 0.2)) < 0.01
+    assert abs((t < 400).float().mean().item() - 0.5 * 0.4) < 0.01          # the rest stays uniform
+    assert train_timesteps(100, 10, 1.0, 0.95, make_generator(0)).min() == 9  # a range that rounds to the last step
+    for bad in (dict(high_noise_frac=-0.1), dict(high_noise_frac=2.0), dict(high_noise_from=1.0)):
+        with pytest.raises(ValueError, match='high_noise'): train_timesteps(4, 10, **bad)
+
+
+def test_langevin_corrector_keeps_the_marginal():
+    from invdiff_nb.diffusion_lm import LangevinCorrector, SelfConditioned, denoiser
+    sch = dlm_scheduler(100)
+    # x0 ~ N(m, s^2): the exact x0 predictor is the posterior mean and p_t = N(sqrt(abar) m, abar s^2 + 1 - abar)
+    m_, s_ = -1.0, 0.3
+    class Exact(torch.nn.Module):
+        def forward(self, x_t, t, cond=None):
+            ab = float(sch.alphas_cumprod[int(t[0])]); v = ab * s_ ** 2 + 1 - ab
+            return m_ + ab ** 0.5 * s_ ** 2 / v * (x_t - ab ** 0.5 * m_)
+    for t in (20, 70):
+        ab = float(sch.alphas_cumprod[t]); v = ab * s_ ** 2 + 1 - ab
+        x = LangevinCorrector(Exact(), sch, snr=0.1, steps=1000, generator=make_generator(t))(
+            1.5 * torch.randn(3000, 8, generator=make_generator(1)), t, x_t=torch.zeros(1))
+        assert abs(x.mean().item() - ab ** 0.5 * m_) < 0.03, (t, x.mean())
+        assert abs(x.var().item() / v - 1) < 0.05, (t, x.var(), v)
+    # no-ops: the call on x_T, levels below t_min, snr 0
+    y = torch.randn(4, 8)
+    c = LangevinCorrector(Exact(), sch, t_min=50, generator=make_generator(0))
+    assert torch.equal(c(y, 60, x_t=None), y) and torch.equal(c(y, 40, x_t=y), y) and not torch.equal(c(y, 60, x_t=y), y)
+    assert torch.equal(LangevinCorrector(Exact(), sch, snr=0.0)(y, 60, x_t=y), y)
+    with pytest.raises(ValueError, match='snr and steps'): LangevinCorrector(Exact(), sch, steps=-1)
+    # a self-conditioned model: a second call at the same t continues the trajectory
+    sc = DiffusionLM(DLMConfig(vocab_size=30, seq_len=12, width=32, layers=1, num_train_timesteps=50, self_condition=True)).eval()
+    torch.nn.init.normal_(sc.inp_sc.weight)
+    w, x, t = denoiser(sc), torch.randn(2, 12, 16), torch.tensor([7, 7])
+    a = w(x, t)
+    assert torch.allclose(w(x, t), sc(x, t, x0_sc=a))
+    assert generate(sc, dlm_scheduler(50), 3, 6, snr=0.3, generator=make_generator(0)).shape == (3, 12)
