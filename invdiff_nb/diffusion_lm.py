@@ -227,10 +227,10 @@ class LangevinCorrector:
         if snr < 0 or steps < 0: raise ValueError(f'snr and steps must be >= 0, got snr={snr}, steps={steps}')
         self.net, self.scheduler, self.snr, self.steps, self.t_min, self.generator = net, scheduler, snr, steps, t_min, generator
     def score(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        "grad log p_t(x) from the x0 prediction (Tweedie)."
-        ab = _abar(self.scheduler, t)
-        with torch.no_grad(): x0 = self.net(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        return (ab ** 0.5 * x0 - x) / (1 - ab)
+        "grad log p_t(x) = -eps_hat / sqrt(1 - abar_t) (Tweedie), eps_hat read from the output by the scheduler's prediction type."
+        tv = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        with torch.no_grad(): out = self.net(x, tv)
+        return -self.scheduler.pred_eps(out, tv, x) / (1 - _abar(self.scheduler, t)) ** 0.5
     def __call__(self, x, t_prev, x_t=None, t=None, pred_x0=None):
         if x_t is None or t_prev < max(self.t_min, 0) or self.steps == 0 or self.snr == 0: return x
         for _ in range(self.steps):

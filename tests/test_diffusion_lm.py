@@ -183,15 +183,18 @@ def test_high_noise_timesteps():
         with pytest.raises(ValueError, match='high_noise'): train_timesteps(4, 10, **bad)
 
 
-def test_langevin_corrector_keeps_the_marginal():
+@pytest.mark.parametrize('prediction_type', ['sample', 'epsilon'])
+def test_langevin_corrector_keeps_the_marginal(prediction_type):
+    from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
     from invdiff_nb.diffusion_lm import LangevinCorrector, SelfConditioned, denoiser
-    sch = dlm_scheduler(100)
+    sch = GaussianScheduler(SchedulerConfig(num_train_timesteps=100, beta_schedule='sqrt', prediction_type=prediction_type))
     # x0 ~ N(m, s^2): the exact x0 predictor is the posterior mean and p_t = N(sqrt(abar) m, abar s^2 + 1 - abar)
     m_, s_ = -1.0, 0.3
     class Exact(torch.nn.Module):
         def forward(self, x_t, t, cond=None):
             ab = float(sch.alphas_cumprod[int(t[0])]); v = ab * s_ ** 2 + 1 - ab
-            return m_ + ab ** 0.5 * s_ ** 2 / v * (x_t - ab ** 0.5 * m_)
+            x0 = m_ + ab ** 0.5 * s_ ** 2 / v * (x_t - ab ** 0.5 * m_)
+            return x0 if prediction_type == 'sample' else (x_t - ab ** 0.5 * x0) / (1 - ab) ** 0.5
     for t in (20, 70):
         ab = float(sch.alphas_cumprod[t]); v = ab * s_ ** 2 + 1 - ab
         x = LangevinCorrector(Exact(), sch, snr=0.1, steps=1000, generator=make_generator(t))(
