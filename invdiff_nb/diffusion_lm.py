@@ -225,6 +225,9 @@ class LangevinCorrector:
     def __init__(self, net: nn.Module, scheduler, snr: float = 0.3, steps: int = 1, t_min: int = 0,
                  generator: torch.Generator | None = None):
         if snr < 0 or steps < 0: raise ValueError(f'snr and steps must be >= 0, got snr={snr}, steps={steps}')
+        if not hasattr(scheduler, 'pred_eps'):
+            raise TypeError(f'{type(scheduler).__name__} has no pred_eps(output, t, x_t): the corrector needs the course '
+                            'scheduler (GaussianScheduler, e.g. dlm_scheduler) to read eps from the model output')
         self.net, self.scheduler, self.snr, self.steps, self.t_min, self.generator = net, scheduler, snr, steps, t_min, generator
     def score(self, x: torch.Tensor, t: int) -> torch.Tensor:
         "grad log p_t(x) = -eps_hat / sqrt(1 - abar_t) (Tweedie), eps_hat read from the output by the scheduler's prediction type."

@@ -207,6 +207,7 @@ def test_langevin_corrector_keeps_the_marginal(prediction_type):
     assert torch.equal(c(y, 60, x_t=None), y) and torch.equal(c(y, 40, x_t=y), y) and not torch.equal(c(y, 60, x_t=y), y)
     assert torch.equal(LangevinCorrector(Exact(), sch, snr=0.0)(y, 60, x_t=y), y)
     with pytest.raises(ValueError, match='snr and steps'): LangevinCorrector(Exact(), sch, steps=-1)
+    with pytest.raises(TypeError, match='no pred_eps'): LangevinCorrector(Exact(), object())
     # a self-conditioned model: a second call at the same t continues the trajectory
     sc = DiffusionLM(DLMConfig(vocab_size=30, seq_len=12, width=32, layers=1, num_train_timesteps=50, self_condition=True)).eval()
     torch.nn.init.normal_(sc.inp_sc.weight)
