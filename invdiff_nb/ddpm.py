@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_ddpm_forward.ipynb #c002
 from __future__ import annotations
-import math
+import math, numbers
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -17,7 +17,7 @@ __all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS
            'sqrt_alpha_bar', 'betas_for_alpha_bar', 'make_betas', 'rescale_zero_terminal_snr', 'extract', 'q_step',
            'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput', 'spaced_timesteps',
            'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean', 'GaussianScheduler',
-           'diffusers_scheduler', 'compare_with_diffusers', 'drop_condition', 'diffusion_loss']
+           'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'drop_condition', 'diffusion_loss']
 
 # %% ../nbs/10_ddpm_forward.ipynb #c007
 SCHEDULES = ('linear', 'cosine', 'sqrt')
@@ -277,15 +277,32 @@ def _pred_eps(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.T
 _attach(GaussianScheduler, _add_noise, _get_velocity, _get_target, _pred_x0, _pred_eps)
 
 # %% ../nbs/10_ddpm_forward.ipynb #c036
-def _set_timesteps(self, n: int, sampler: str = 'ddpm', eta: float = 0.0, device=None):
-    "Choose n sampling steps (descending in `.timesteps`) and the sampler ('ddpm' ancestral or 'ddim' with noise scale eta)."
+def custom_timesteps(T: int, timesteps) -> torch.Tensor:
+    "Your own sampling steps checked: distinct integers in [0, T), strictly descending (as diffusers' DDPMScheduler takes them)."
+    if isinstance(timesteps, torch.Tensor): ts = timesteps.tolist() if timesteps.ndim == 1 else None
+    elif isinstance(timesteps, (str, bytes)) or not hasattr(timesteps, '__len__'): ts = None
+    else: ts = list(timesteps)
+    if not ts: raise ValueError(f'timesteps must be a non-empty list of ints, e.g. [999, 800, 500, 0], got {timesteps!r}')
+    bad = [t for t in ts if isinstance(t, bool) or not isinstance(t, numbers.Integral)]
+    if bad: raise TypeError(f'timesteps must be integers, got {bad[:3]}')
+    ts = [int(t) for t in ts]
+    if min(ts) < 0 or max(ts) >= T: raise ValueError(f'timesteps must lie in [0, {T - 1}] (the scheduler has T={T}), got {min(ts)}..{max(ts)}')
+    if any(a <= b for a, b in zip(ts, ts[1:])):
+        raise ValueError('timesteps must be strictly descending without repeats (the order the sampler visits them): '
+                         'use sorted(set(timesteps), reverse=True)')
+    return torch.tensor(ts, dtype=torch.long)
+
+def _set_timesteps(self, n: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
+    "Choose n evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm' or 'ddim', noise scale eta)."
     _choice('sampler', sampler, SAMPLERS)
     eta = float(eta)
     if not 0.0 <= eta <= 1.0: raise ValueError(f'eta must be in [0, 1], got {eta}')
     if sampler == 'ddpm' and eta != 0.0: raise ValueError("eta is a DDIM parameter: use sampler='ddim' or eta=0")
-    ts = spaced_timesteps(self.num_train_timesteps, n, self.config.timestep_spacing)
+    if (n is None) == (timesteps is None): raise ValueError('give the number of steps n or your own list timesteps (exactly one of them)')
+    if timesteps is not None: ts = custom_timesteps(self.num_train_timesteps, timesteps)
+    else: ts = spaced_timesteps(self.num_train_timesteps, n, self.config.timestep_spacing)
     self._use_timesteps(ts.to(device) if device is not None else ts)
-    self.num_inference_steps, self.sampler, self.eta = n, sampler, eta
+    self.num_inference_steps, self.sampler, self.eta = len(ts), sampler, eta
     return self
 
 def _previous_timestep(self, t: int) -> int:
@@ -344,11 +361,12 @@ def _dummy_model(shape, seed: int = 0):
     w, b = 0.8 + 0.1 * torch.rand(shape[1:], generator=g), torch.randn(shape[1:], generator=g)
     return lambda x, t, T: w * x + 0.3 * b * math.cos(math.pi * int(t) / T)
 
-def compare_with_diffusers(config: SchedulerConfig, n_steps: int, sampler: str = 'ddpm', eta: float = 0.0,
+def compare_with_diffusers(config: SchedulerConfig, n_steps, sampler: str = 'ddpm', eta: float = 0.0,
                            shape=(2, 1, 4, 4), seed: int = 0, float64: bool = True) -> dict:
-    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences."
-    ours = GaussianScheduler(config).set_timesteps(n_steps, sampler, eta)
-    ref = diffusers_scheduler(config, sampler, float64_schedule=float64); ref.set_timesteps(n_steps)
+    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences. `n_steps`: an int or a list of timesteps (DDPM only)."
+    ours, ref = GaussianScheduler(config), diffusers_scheduler(config, sampler, float64_schedule=float64)
+    if isinstance(n_steps, int): ours.set_timesteps(n_steps, sampler, eta); ref.set_timesteps(n_steps)
+    else: ours.set_timesteps(None, sampler, eta, timesteps=n_steps); ref.set_timesteps(timesteps=list(n_steps))   # diffusers: DDPM only
     if ours.timesteps.tolist() != ref.timesteps.tolist(): raise AssertionError('timesteps differ from diffusers')
     model, T, dt = _dummy_model(shape, seed), config.num_train_timesteps, (torch.float64 if float64 else torch.float32)
     x = y = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dt)
@@ -371,7 +389,7 @@ def compare_with_diffusers(config: SchedulerConfig, n_steps: int, sampler: str =
         x = o.prev_sample
     return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
 
-# %% ../nbs/10_ddpm_forward.ipynb #c050
+# %% ../nbs/10_ddpm_forward.ipynb #c052
 def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Generator | None = None) -> torch.Tensor:
     "Replace each sample's condition by `null_cond` with probability p (classifier-free guidance training)."
     if not 0.0 <= p <= 1.0: raise ValueError(f'cond_drop_prob must be in [0, 1], got {p}')

@@ -146,8 +146,9 @@ def dlm_loss(model: DiffusionLM, scheduler, ids: torch.Tensor, generator: torch.
     x0_sc = None
     if model.config.self_condition:                  # with prob. self_cond_prob feed a first, gradient-free estimate
         with torch.no_grad():
-            use = (torch.rand(B, 1, 1, generator=generator, device=ids.device) < self_cond_prob).float()
-            x0_sc = model.x0_from_logits(model.word_logits(x_t, t)) * use
+            use = torch.rand(B, generator=generator, device=ids.device) < self_cond_prob
+            x0_sc = torch.zeros_like(x_t)                                       # zero = no estimate (as at the first step)
+            if use.any(): x0_sc[use] = model.x0_from_logits(model.word_logits(x_t[use], t[use]))   # first pass on those only
     h = model.word_logits(x_t, t) if x0_sc is None else model.word_logits(x_t, t, x0_sc)
     pred = model.x0_from_logits(h)
     target = torch.where((t == 0)[:, None, None], mean, x0)

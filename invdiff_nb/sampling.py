@@ -31,22 +31,27 @@ def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
     return prev, x0
 
 # %% ../nbs/13_sampling.ipynb #c009
-def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float) -> dict:
-    "Call `scheduler.set_timesteps` for `sampler` ('ddpm' or 'ddim'); returns the extra keyword arguments for `step`."
+def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float, timesteps=None) -> dict:
+    "Call `scheduler.set_timesteps` for `sampler` ('ddpm' or 'ddim'), `n_steps` evenly spaced or your own `timesteps`; returns the extra keyword arguments for `step`."
     if sampler not in ('ddpm', 'ddim'): raise ValueError(f"sampler must be 'ddpm' (ancestral) or 'ddim', got {sampler!r}")
     if eta < 0: raise ValueError(f'eta must be >= 0, got {eta}')
     if sampler == 'ddpm' and eta != 0: raise ValueError('eta is the DDIM noise scale; ancestral sampling has none: pass eta=0.0 or sampler="ddim"')
     T = scheduler.config.num_train_timesteps
+    if timesteps is not None and n_steps is not None: raise ValueError('give n_steps (evenly spaced) or timesteps (your own list), not both')
     n = T if n_steps is None else n_steps
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
+    if timesteps is None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T):
         raise ValueError(f'n_steps must be an int in [1, {T}] (the scheduler has T={T}), got {n_steps!r}')
+    set_kw = dict(n=n) if timesteps is None else dict(timesteps=timesteps)
     if 'sampler' in inspect.signature(scheduler.set_timesteps).parameters:     # ours: one scheduler, both samplers
-        scheduler.set_timesteps(n, sampler=sampler, eta=eta); return {}
+        scheduler.set_timesteps(**set_kw, sampler=sampler, eta=eta); return {}
     has_eta = 'eta' in inspect.signature(scheduler.step).parameters              # diffusers: the class is the sampler
     if (sampler == 'ddim') != has_eta:
         raise ValueError(f'sampler={sampler!r} does not match {type(scheduler).__name__}: with diffusers use DDPMScheduler '
                          'for "ddpm" and DDIMScheduler for "ddim" (our GaussianScheduler does both)')
-    scheduler.set_timesteps(n)
+    if timesteps is None: scheduler.set_timesteps(n)
+    elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters: scheduler.set_timesteps(timesteps=[int(t) for t in timesteps])
+    else: raise ValueError(f'{type(scheduler).__name__}.set_timesteps takes no list of timesteps: pass n_steps, '
+                           'or use our GaussianScheduler (or diffusers\' DDPMScheduler) for your own timesteps')
     return {'eta': eta} if has_eta else {}
 
 # %% ../nbs/13_sampling.ipynb #c011
@@ -70,12 +75,12 @@ def _sampling_device(model, generator, device) -> torch.device:
 # %% ../nbs/13_sampling.ipynb #c012
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
-           hooks: Sequence[Callable] = ()):
-    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps."
+           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None):
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps (or your own `timesteps`)."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
-    step_kw = configure_scheduler(scheduler, n_steps, sampler, eta)
+    step_kw = configure_scheduler(scheduler, n_steps, sampler, eta, timesteps)
     if hasattr(scheduler, 'prior_sample'): x = scheduler.prior_sample(shape, generator, device)   # discrete (D3PM) prior
     else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
@@ -97,7 +102,7 @@ def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = '
         if training is not None: model.train(training)
     return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
 
-# %% ../nbs/13_sampling.ipynb #c024
+# %% ../nbs/13_sampling.ipynb #c026
 @dataclass
 class NoisyClassifierConfig(Config):
     "Sizes of a `NoisyClassifier`."
@@ -130,7 +135,7 @@ class NoisyClassifier(nn.Module):
         for blk in self.blocks: h = blk(h, emb)
         return self.head(h)
 
-# %% ../nbs/13_sampling.ipynb #c025
+# %% ../nbs/13_sampling.ipynb #c027
 def classifier_loss(scheduler, t_max: int | None = None):
     "A `fit` loss: cross-entropy of classifier(x_t, t), x_t ~ q(x_t | x_0) with t uniform in [0, t_max) (default: all of [0, T))."
     T = scheduler.config.num_train_timesteps
@@ -156,7 +161,7 @@ def noisy_accuracy(classifier, scheduler, x0, y, t: int, generator=None, batch_s
     classifier.train(training)
     return hits / len(x0)
 
-# %% ../nbs/13_sampling.ipynb #c029
+# %% ../nbs/13_sampling.ipynb #c031
 def _null_batch(null_cond, cond: torch.Tensor) -> torch.Tensor:
     "The null condition shaped like `cond`: a class index, one embedding, or a full batch."
     if isinstance(null_cond, int): return torch.full_like(cond, null_cond)
@@ -186,7 +191,7 @@ class CFGModel(nn.Module):
         eps_u, eps_c = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([null, cond])).chunk(2)
         return eps_u + self.w * (eps_c - eps_u)
 
-# %% ../nbs/13_sampling.ipynb #c033
+# %% ../nbs/13_sampling.ipynb #c035
 def _output_shift_per_eps(prediction_type: str, abar: torch.Tensor) -> torch.Tensor:
     "d(model output)/d(eps) at fixed x_t for the prediction type."
     if prediction_type == 'epsilon': return torch.ones_like(abar)

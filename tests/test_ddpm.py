@@ -83,6 +83,41 @@ def test_spacing_matches_diffusers():
             assert spaced_timesteps(T, n, sp).tolist() == ref.timesteps.tolist()
 
 
+
+@pytest.mark.parametrize('pred', PREDICTION_TYPES)
+def test_custom_timesteps(pred):
+    "An uneven list of steps agrees with diffusers' DDPMScheduler(timesteps=...); the evenly spaced list reproduces set_timesteps(n)."
+    T = 200
+    cfg = SchedulerConfig(num_train_timesteps=T, beta_schedule='sqrt', prediction_type=pred)
+    uneven = [199, 190, 185, 184, 120, 60, 3, 0]
+    for var in ('fixed_small', 'fixed_large'):
+        r = compare_with_diffusers(cfg.replace(variance_type=var), uneven)
+        assert r['ours_finite'] and max(r['max_rel_err_prev'], r['max_rel_err_x0']) < 1e-5, r
+    s = GaussianScheduler(cfg).set_timesteps(timesteps=torch.tensor(uneven))
+    assert s.timesteps.tolist() == uneven and s.num_inference_steps == len(uneven)
+    assert [s.previous_timestep(t) for t in uneven] == uneven[1:] + [-1]
+    model, xT = _dummy_model((2, 1, 3, 3)), torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    for sampler, eta in [('ddpm', 0.0), ('ddim', 0.0), ('ddim', 1.0)]:
+        outs = []
+        for kw in (dict(n=13), dict(timesteps=spaced_timesteps(T, 13, 'leading').tolist())):
+            s = GaussianScheduler(cfg).set_timesteps(sampler=sampler, eta=eta, **kw); x, g = xT.clone(), torch.Generator().manual_seed(2)
+            for t in s.timesteps: x = s.step(model(x, t, T), t, x, generator=g).prev_sample
+            outs.append(x)
+        assert torch.equal(*outs)
+
+
+def test_custom_timesteps_bad_input():
+    s = GaussianScheduler(num_train_timesteps=100)
+    for bad, err, msg in [([5, 5, 0], ValueError, 'strictly descending'), ([0, 10], ValueError, 'strictly descending'),
+                          ([100, 0], ValueError, r'in \[0, 99\]'), ([3, -1], ValueError, r'in \[0, 99\]'), ([], ValueError, 'non-empty'),
+                          (7, ValueError, 'non-empty list'), ('99,0', ValueError, 'non-empty list'), (torch.zeros(2, 2, dtype=torch.long), ValueError, 'non-empty list'),
+                          ([10.0, 0.0], TypeError, 'integers'), (torch.tensor([9.0, 1.0]), TypeError, 'integers'), ([True, False], TypeError, 'integers')]:
+        with pytest.raises(err, match=msg): s.set_timesteps(timesteps=bad)
+    with pytest.raises(ValueError, match='exactly one'): s.set_timesteps(10, timesteps=[5, 0])
+    with pytest.raises(ValueError, match='exactly one'): s.set_timesteps()
+    import numpy as np
+    assert s.set_timesteps(timesteps=np.array([50, 7, 0])).timesteps.tolist() == [50, 7, 0]
+
 @pytest.mark.parametrize('pred', PREDICTION_TYPES)
 def test_true_noise_returns_x0(pred):
     g = torch.Generator().manual_seed(0)

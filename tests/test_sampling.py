@@ -126,6 +126,25 @@ def test_ours_and_diffusers_give_the_same_samples(net):
         assert (a - b).abs().max() < 1e-4, (sampler, eta, (a - b).abs().max())
 
 
+
+def test_custom_timesteps_ours_diffusers_and_even_list(net):
+    "sample(timesteps=...): ours and diffusers' DDPMScheduler agree on an uneven list; the even list equals n_steps."
+    c, ts = torch.tensor([1, 2, 3]), [49, 48, 47, 40, 30, 12, 5, 0]
+    a = sample(net, ours(), SHAPE, cond=c, generator=make_generator(2), timesteps=ts)
+    b = sample(net, ddpm(), SHAPE, cond=c, generator=make_generator(2), timesteps=ts)
+    assert (a - b).abs().max() < 1e-4
+    _, traj = sample(net, ours(), SHAPE, cond=c, generator=make_generator(2), timesteps=ts, return_trajectory=True)
+    assert traj.timesteps.tolist() == ts
+    for sampler, eta in [('ddpm', 0.0), ('ddim', 0.0), ('ddim', 1.0)]:
+        s = ours(); s.set_timesteps(10, sampler=sampler, eta=eta); even = s.timesteps.tolist()
+        x = sample(net, ours(), SHAPE, n_steps=10, sampler=sampler, eta=eta, cond=c, generator=make_generator(3))
+        y = sample(net, ours(), SHAPE, sampler=sampler, eta=eta, cond=c, generator=make_generator(3), timesteps=even)
+        assert torch.equal(x, y)
+    with pytest.raises(ValueError, match='not both'): sample(net, ours(), SHAPE, n_steps=10, timesteps=ts)
+    with pytest.raises(ValueError, match='takes no list'): sample(net, ddim(), SHAPE, sampler='ddim', timesteps=ts)
+    with pytest.raises(ValueError, match='strictly descending'): sample(net, ours(), SHAPE, timesteps=ts[::-1])
+    with pytest.raises(ValueError, match=r'in \[0, 49\]'): sample(net, ours(), SHAPE, timesteps=[50, 0])
+
 def test_step_outputs_reads_all_forms():
     from collections import namedtuple
     a, b = torch.zeros(1), torch.ones(1)
