@@ -20,9 +20,9 @@ from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize
 # %% auto #0
 __all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding',
            'SelfConditioned', 'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor',
-           'LangevinCorrector', 'generate', 'LatentClassifierConfig', 'LatentClassifier', 'field_classes',
-           'field_labels', 'control_target', 'classifier_loss', 'ClassifierControl', 'scan_slots', 'mentions',
-           'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
+           'LangevinCorrector', 'generate', 'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier',
+           'field_classes', 'field_labels', 'control_target', 'classifier_loss', 'ClassifierControl', 'scan_slots',
+           'mentions', 'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -244,16 +244,32 @@ class LangevinCorrector:
             x = x + eps * s + (2 * eps) ** 0.5 * z
         return x
 
-def generate(model: DiffusionLM, scheduler, n: int, n_steps: int, sampler: str = 'ddpm', clamp: bool = False,
-             generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6) -> torch.Tensor:
-    "`n` unconditional samples as token ids (n, L): reverse process (+ a Langevin corrector for snr > 0), then rounding."
+def generate(model: DiffusionLM, scheduler, n: int, n_steps: int | None = 200, sampler: str = 'ddpm', clamp: bool = False,
+             generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6,
+             timesteps: Sequence[int] | None = None) -> torch.Tensor:
+    "`n` unconditional samples as token ids (n, L): reverse process over `n_steps` even steps or your own `timesteps` (+ a Langevin corrector for snr > 0), then rounding."
+    if timesteps is not None: n_steps = None                       # the list decides the steps
     net = denoiser(model, clamp)
     hooks = [LangevinCorrector(net, scheduler, snr, 1, int(corrector_from * len(scheduler.alphas_cumprod)), generator)] if snr > 0 else []
     x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), n_steps=n_steps, sampler=sampler,
-                generator=generator, hooks=hooks)
+                generator=generator, hooks=hooks, timesteps=timesteps)
     return model.round(x0)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c023
+def band_timesteps(T: int, band_from: float = 0.6, n_band: int | None = None, n_rest: int = 100) -> list[int]:
+    "Descending sampling steps: `n_band` evenly spaced levels in [band_from*T, T) (None: all of them) and `n_rest` in [0, band_from*T)."
+    if not 0.0 < band_from < 1.0: raise ValueError(f'band_from must be in (0, 1), a fraction of T, got {band_from}')
+    lo = int(band_from * T); n_in, n_below = T - lo, lo
+    n_band = n_in if n_band is None else n_band
+    if isinstance(n_band, bool) or not isinstance(n_band, int) or not 1 <= n_band <= n_in:
+        raise ValueError(f'n_band must be an int in [1, {n_in}] (levels {lo}..{T - 1}), got {n_band!r}')
+    if isinstance(n_rest, bool) or not isinstance(n_rest, int) or not 0 <= n_rest <= n_below:
+        raise ValueError(f'n_rest must be an int in [0, {n_below}] (levels 0..{lo - 1}), got {n_rest!r}')
+    band = torch.linspace(T - 1, lo, n_band, dtype=torch.float64).round().long().tolist() if n_band > 1 else [T - 1]
+    rest = torch.linspace(lo - 1, 0, n_rest, dtype=torch.float64).round().long().tolist() if n_rest > 1 else [0] * n_rest
+    return sorted(set(band) | set(rest), reverse=True)
+
+# %% ../nbs/31_diffusion_lm.ipynb #c026
 @dataclass
 class LatentClassifierConfig(Config):
     "A classifier p(c | x_t, t) on noisy embedding sequences."
@@ -306,7 +322,7 @@ def classifier_loss(lm: DiffusionLM, scheduler) -> Callable:
         return F.cross_entropy(clf(x_t, t), y)
     return loss_fn
 
-# %% ../nbs/31_diffusion_lm.ipynb #c025
+# %% ../nbs/31_diffusion_lm.ipynb #c028
 class ClassifierControl:
     "Hook: K Adagrad steps on x_{t-1} for lam * ||x_{t-1} - mu||^2 / sigma^2 + CE(classifier(x_{t-1}, t-1), target)."
     def __init__(self, classifier: LatentClassifier, scheduler, target: int, lam: float = 0.01, steps: int = 3,
@@ -328,7 +344,7 @@ class ClassifierControl:
                 opt.zero_grad(); loss.backward(); opt.step()
         return x.detach()
 
-# %% ../nbs/31_diffusion_lm.ipynb #c027
+# %% ../nbs/31_diffusion_lm.ipynb #c030
 def _scan_table():
     rows = []
     for kind, d in SLOT_PHRASES.items():
@@ -366,7 +382,7 @@ def slot_recall(mr: dict, tokens: Sequence[str]) -> float:
     found = {f: {v} for f, v in parsed.items()} if parsed is not None else scan_slots(tokens)
     return sum(v in found.get(f, set()) for f, v in mr.items()) / len(mr)
 
-# %% ../nbs/31_diffusion_lm.ipynb #c030
+# %% ../nbs/31_diffusion_lm.ipynb #c033
 def mr_tokens(mr: dict) -> list[str]:
     "The MR as one token per E2E field, in canonical order (`field=value` or `field=<none>`)."
     mr = validate_mr(mr)

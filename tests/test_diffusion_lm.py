@@ -215,3 +215,25 @@ def test_langevin_corrector_keeps_the_marginal(prediction_type):
     a = w(x, t)
     assert torch.allclose(w(x, t), sc(x, t, x0_sc=a))
     assert generate(sc, dlm_scheduler(50), 3, 6, snr=0.3, generator=make_generator(0)).shape == (3, 12)
+
+
+def test_band_timesteps_and_generate_on_them(tiny):
+    from invdiff_nb.diffusion_lm import band_timesteps
+    ts = band_timesteps(1000)                                   # every level of [600, 1000) and 100 below
+    assert len(ts) == 500 and ts[:400] == list(range(999, 599, -1)) and ts[-1] == 0 and len(set(ts)) == 500
+    assert all(a > b for a, b in zip(ts, ts[1:])) and all(t < 600 for t in ts[400:])
+    few = band_timesteps(50, 0.6, 5, 3)
+    assert few[0] == 49 and few[-1] == 0 and sum(t >= 30 for t in few) == 5 and sum(t < 30 for t in few) == 3
+    assert band_timesteps(50, 0.6, 1, 0) == [49]
+    for kw, msg in [(dict(band_from=0.0), 'band_from'), (dict(band_from=1.5), 'band_from'), (dict(n_band=21), 'n_band'),
+                    (dict(n_band=0), 'n_band'), (dict(n_band=True), 'n_band'), (dict(n_rest=31), 'n_rest'), (dict(n_rest=-1), 'n_rest')]:
+        with pytest.raises(ValueError, match=msg): band_timesteps(50, **kw)
+    m, sch = tiny
+    # generate on the even list by hand = generate with n_steps; on the band list it visits exactly the list
+    sch.set_timesteps(10); even = sch.timesteps.tolist()
+    a = generate(m, sch, 3, 10, generator=make_generator(4))
+    b = generate(m, sch, 3, timesteps=even, generator=make_generator(4))
+    assert torch.equal(a, b)
+    out = generate(m, sch, 3, timesteps=few, snr=0.3, generator=make_generator(5))
+    assert out.shape == (3, 12) and sch.timesteps.tolist() == few
+    with pytest.raises(ValueError, match='strictly descending'): generate(m, sch, 2, timesteps=few[::-1])
