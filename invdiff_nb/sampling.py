@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import Config
+from .ddpm import custom_timesteps
 from .models import TimeEmbedding, ResBlock, Downsample, as_timesteps
 
 # %% auto #0
@@ -49,7 +50,8 @@ def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float
         raise ValueError(f'sampler={sampler!r} does not match {type(scheduler).__name__}: with diffusers use DDPMScheduler '
                          'for "ddpm" and DDIMScheduler for "ddim" (our GaussianScheduler does both)')
     if timesteps is None: scheduler.set_timesteps(n)
-    elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters: scheduler.set_timesteps(timesteps=[int(t) for t in timesteps])
+    elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters:        # the same checks and errors as ours
+        scheduler.set_timesteps(timesteps=custom_timesteps(T, timesteps).tolist())
     else: raise ValueError(f'{type(scheduler).__name__}.set_timesteps takes no list of timesteps: pass n_steps, '
                            'or use our GaussianScheduler (or diffusers\' DDPMScheduler) for your own timesteps')
     return {'eta': eta} if has_eta else {}

@@ -143,7 +143,10 @@ def test_custom_timesteps_ours_diffusers_and_even_list(net):
     with pytest.raises(ValueError, match='not both'): sample(net, ours(), SHAPE, n_steps=10, timesteps=ts)
     with pytest.raises(ValueError, match='takes no list'): sample(net, ddim(), SHAPE, sampler='ddim', timesteps=ts)
     with pytest.raises(ValueError, match='strictly descending'): sample(net, ours(), SHAPE, timesteps=ts[::-1])
-    with pytest.raises(ValueError, match=r'in \[0, 49\]'): sample(net, ours(), SHAPE, timesteps=[50, 0])
+    for make in (ours, ddpm):                       # diffusers' DDPMScheduler gets the same checks and errors as ours
+        with pytest.raises(ValueError, match=r'in \[0, 49\]'): sample(net, make(), SHAPE, timesteps=[50, 0])
+        with pytest.raises(ValueError, match='strictly descending'): sample(net, make(), SHAPE, timesteps=[0, 5])
+        with pytest.raises(TypeError, match='integers'): sample(net, make(), SHAPE, timesteps=[9.5, 0])
 
 def test_step_outputs_reads_all_forms():
     from collections import namedtuple
