@@ -257,7 +257,7 @@ def generate(model: DiffusionLM, scheduler, n: int, n_steps: int | None = 200, s
 
 # %% ../nbs/31_diffusion_lm.ipynb #c023
 def band_timesteps(T: int, band_from: float = 0.6, n_band: int | None = None, n_rest: int = 100) -> list[int]:
-    "Descending sampling steps: `n_band` evenly spaced levels in [band_from*T, T) (None: all of them) and `n_rest` in [0, band_from*T)."
+    "Descending sampling steps: `n_band` evenly spaced levels in [band_from*T, T) (None: all of them) and `n_rest` in [0, band_from*T), ending at 0."
     if not 0.0 < band_from < 1.0: raise ValueError(f'band_from must be in (0, 1), a fraction of T, got {band_from}')
     lo = int(band_from * T); n_in, n_below = T - lo, lo
     n_band = n_in if n_band is None else n_band
@@ -265,8 +265,8 @@ def band_timesteps(T: int, band_from: float = 0.6, n_band: int | None = None, n_
         raise ValueError(f'n_band must be an int in [1, {n_in}] (levels {lo}..{T - 1}), got {n_band!r}')
     if isinstance(n_rest, bool) or not isinstance(n_rest, int) or not 0 <= n_rest <= n_below:
         raise ValueError(f'n_rest must be an int in [0, {n_below}] (levels 0..{lo - 1}), got {n_rest!r}')
-    band = torch.linspace(T - 1, lo, n_band, dtype=torch.float64).round().long().tolist() if n_band > 1 else [T - 1]
-    rest = torch.linspace(lo - 1, 0, n_rest, dtype=torch.float64).round().long().tolist() if n_rest > 1 else [0] * n_rest
+    band = torch.linspace(T - 1, lo, n_band, dtype=torch.float64).round().long().tolist()
+    rest = torch.linspace(lo - 1, 0, n_rest, dtype=torch.float64).round().long().tolist() if n_rest > 1 else [0] * n_rest   # one step: t = 0
     return sorted(set(band) | set(rest), reverse=True)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c026
