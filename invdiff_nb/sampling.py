@@ -18,8 +18,8 @@ from .ddpm import custom_timesteps
 from .models import TimeEmbedding, ResBlock, Downsample, as_timesteps
 
 # %% auto #0
-__all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'NoisyClassifierConfig', 'NoisyClassifier',
-           'classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
+__all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'forward_jump', 'sample', 'NoisyClassifierConfig',
+           'NoisyClassifier', 'classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
 def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -75,10 +75,27 @@ def _sampling_device(model, generator, device) -> torch.device:
     return device
 
 # %% ../nbs/13_sampling.ipynb #c012
+def forward_jump(scheduler, x: torch.Tensor, t: int, s: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    "x_s ~ q(x_s | x_t) for a later step s > t (t = -1 is x_0): sqrt(abar_s/abar_t) x_t + sqrt(1 - abar_s/abar_t) z (DDPM eq. 2, s - t times)."
+    ab = scheduler.alphas_cumprod
+    a = float(ab[s]) / (float(ab[t]) if t >= 0 else 1.0)
+    z = torch.randn(x.shape, generator=generator, device=generator.device if generator is not None else x.device).to(x.device, x.dtype)
+    return a ** 0.5 * x + (1 - a) ** 0.5 * z
+
+def _check_path(path, ts: list[int]) -> list[int]:
+    "The model-call timesteps of `path`, checked: each on the grid; after a step from a, the next one is a's successor or higher."
+    nxt, path = dict(zip(ts, ts[1:] + [-1])), [int(t) for t in path]
+    if not path or any(t not in nxt for t in path):
+        raise ValueError(f'path must be a non-empty list of the sampling timesteps {ts[:3]}...{ts[-2:]}, got {path[:6]}...')
+    for a, b in zip(path, path[1:]):
+        if b < nxt[a]: raise ValueError(f'path goes down from {a} to {b}: a step from {a} lands on {nxt[a]}; '
+                                        'only the next timestep or a jump back up may follow')
+    return path
+
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
-           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None):
-    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps (or your own `timesteps`)."
+           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None, path: Sequence[int] | None = None):
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps (or your own `timesteps`); `path` may go back up."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
@@ -87,22 +104,25 @@ def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = '
     else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
     ts = [int(t) for t in scheduler.timesteps]
+    nxt = dict(zip(ts, ts[1:] + [-1]))                                           # where a step from t lands
+    walk = ts if path is None else _check_path(path, ts)
     training = model.training if isinstance(model, nn.Module) else None
     if training is not None: model.eval()
     try:
-        for h in hooks: x = h(x, ts[0])                                          # e.g. anchor known positions in x_T
-        xs, x0s = [x.cpu()], []
-        for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} sampling', leave=False)):
+        for h in hooks: x = h(x, walk[0])                                        # e.g. anchor known positions in x_T
+        xs, x0s, level = [x.cpu()], [], walk[0]
+        for t in tqdm(walk, disable=not progress, desc=f'{sampler} sampling', leave=False):
+            if t != level: x = forward_jump(scheduler, x, level, t, generator)   # path goes back up: x_t ~ q(x_t | x_level)
             with torch.no_grad():
                 out = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long), cond)
                 x_new, x0 = step_outputs(scheduler.step(out, t, x, generator=generator, **step_kw))
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            for h in hooks: x_new = h(x_new, t_prev, x_t=x, t=t, pred_x0=x0)    # edit x_{t-1} (control, infilling)
+            level = nxt[t]
+            for h in hooks: x_new = h(x_new, level, x_t=x, t=t, pred_x0=x0)    # edit x_{t-1} (control, infilling)
             x = x_new
             if return_trajectory: xs.append(x.cpu()); x0s.append(x0.cpu())
     finally:
         if training is not None: model.train(training)
-    return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
+    return (x, Trajectory(torch.tensor(walk), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
 
 # %% ../nbs/13_sampling.ipynb #c026
 @dataclass
