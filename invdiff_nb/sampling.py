@@ -94,7 +94,8 @@ def _check_path(path, ts: list[int]) -> list[int]:
 
 def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
-           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None, path: Sequence[int] | None = None):
+           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None, path: Sequence[int] | None = None,
+           grad: bool = False):
     "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps (or your own `timesteps`); `path` may go back up."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
@@ -113,7 +114,7 @@ def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = '
         xs, x0s, level = [x.cpu()], [], walk[0]
         for t in tqdm(walk, disable=not progress, desc=f'{sampler} sampling', leave=False):
             if t != level: x = forward_jump(scheduler, x, level, t, generator)   # path goes back up: x_t ~ q(x_t | x_level)
-            with torch.no_grad():
+            with torch.set_grad_enabled(grad):                                   # grad=True: differentiate through sampling
                 out = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long), cond)
                 x_new, x0 = step_outputs(scheduler.step(out, t, x, generator=generator, **step_kw))
             level = nxt[t]

@@ -209,6 +209,22 @@ def test_forward_jump_keeps_the_forward_marginal():
         assert abs(x_s.var() - (1 - ab[s])) < 4 * (1 - ab[s]) * (2 / n) ** 0.5
 
 
+def test_grad_through_sampling_matches_finite_differences(net):
+    "sample(grad=True) keeps the graph: d(sum of a DDIM sample)/d(start) along a direction matches central differences."
+    g0 = torch.randn(SHAPE, generator=make_generator(0))
+    start = lambda x_in: (lambda x, t_prev, x_t=None, t=None, pred_x0=None: x_in if x_t is None else x)
+    run = lambda x_in, grad: sample(net, ours(), SHAPE, n_steps=5, sampler='ddim', generator=make_generator(1), hooks=[start(x_in)], grad=grad)
+    x_in = g0.clone().requires_grad_(True)
+    out = run(x_in, True)
+    assert out.requires_grad
+    gx = torch.autograd.grad(out.pow(2).sum(), x_in)[0]
+    v, h = torch.randn(SHAPE, generator=make_generator(2)), 1e-2
+    with torch.no_grad(): fd = ((run(g0 + h * v, False).pow(2).sum() - run(g0 - h * v, False).pow(2).sum()) / (2 * h)).item()
+    ad = (gx * v).sum().item()
+    assert abs(ad - fd) < 1e-2 * abs(fd) and abs(fd) > 1e-3, (ad, fd)
+    assert not run(x_in, False).requires_grad                       # the default keeps no graph
+
+
 def test_step_outputs_reads_all_forms():
     from collections import namedtuple
     a, b = torch.zeros(1), torch.ones(1)
