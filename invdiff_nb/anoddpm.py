@@ -39,8 +39,9 @@ def simplex_noise(shape, generator: torch.Generator | None = None, scale: float 
     "Octave simplex noise of `shape` (..., H, W), each field standardised; first octave `scale` px (default W/4), halved while it stays >= 2 px."
     *lead, H, W = shape
     scale = W / 4 if scale is None else scale
-    octaves = max(1, int(math.log2(scale / 2)) + 1) if octaves is None else octaves
-    if scale <= 0 or octaves < 1 or not 0 < persistence: raise ValueError(f'need scale > 0, octaves >= 1, persistence > 0; got {scale}, {octaves}, {persistence}')
+    if not scale > 0 or not persistence > 0 or (octaves is not None and octaves < 1):
+        raise ValueError(f'need scale > 0, octaves >= 1, persistence > 0; got {scale}, {octaves}, {persistence}')
+    octaves = max(1, int(math.log2(scale / 2)) + 1) if scale >= 2 and octaves is None else (octaves or 1)
     dev = generator.device if generator is not None else torch.device('cpu')
     perm = torch.randperm(256, generator=generator, device=dev)
     ang = torch.arange(16, device=dev, dtype=torch.float64) * (2 * math.pi / 16)
