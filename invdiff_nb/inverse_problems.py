@@ -52,7 +52,7 @@ def digits_ddpm_run(profile: str, seed: int = 0) -> DigitsDDPMRun:
                             variance_type='fixed_small', clip_sample=True)
     train = TrainConfig(steps=R['steps'], lr=R['lr'], warmup_steps=R['warmup'], lr_schedule='constant', grad_clip=1.0,
                         ema_decay=R['ema_decay'], log_every=max(1, R['steps'] // 20), seed=derive_seed(seed, 'ddpm-train'))
-    return DigitsDDPMRun(unet=R['unet'].replace(num_timesteps=P.num_train_timesteps), scheduler=sched, train=train,
+    return DigitsDDPMRun(unet=R['unet'].replace(num_train_timesteps=P.num_train_timesteps), scheduler=sched, train=train,
                          cond_drop_prob=R['cond_drop_prob'])
 
 # %% ../nbs/75_inverse_problems.ipynb #c009
@@ -169,7 +169,7 @@ def restore(model, scheduler, op: Measurement, y: torch.Tensor, x_shape, num_inf
         configure_scheduler(scheduler, num_inference_steps, sampler, 0.0)
         path = resampling_path(scheduler.timesteps.tolist(), jump_length, n_resample)
     hook = Consistency(op, y, scheduler, space, generator)
-    return sample(model, scheduler, x_shape, n_steps=num_inference_steps, sampler=sampler, cond=cond, generator=generator,
+    return sample(model, scheduler, x_shape, num_inference_steps=num_inference_steps, sampler=sampler, cond=cond, generator=generator,
                   device=device, hooks=[hook], path=path)
 
 # %% ../nbs/75_inverse_problems.ipynb #c029

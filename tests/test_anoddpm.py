@@ -111,7 +111,7 @@ def test_metrics():
 def test_anomaly_loss_trains():
     "A small UNet learns to predict simplex noise: the loss falls (it would not if the optimiser did nothing)."
     torch.manual_seed(0)
-    net = UNet(UNetConfig(image_size=16, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), norm_groups=4, dropout=0.0, num_timesteps=T))
+    net = UNet(UNetConfig(image_size=16, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), norm_groups=4, dropout=0.0, num_train_timesteps=T))
     sch = GaussianScheduler(num_train_timesteps=T)
     x = torch.rand(32, 1, 16, 16, generator=make_generator(0)).round() * 2 - 1
     res = fit(net, anomaly_loss(sch, 'simplex', 12), lambda step, g: (x,), TrainConfig(steps=100, lr=5e-3, log_every=10), device='cpu', progress=False)

@@ -28,7 +28,7 @@ def _box(n=8):
 def _toy(seed=0, in_channels=1, out_channels=None):
     torch.manual_seed(seed)
     return UNet(UNetConfig(image_size=8, in_channels=in_channels, out_channels=out_channels, base_channels=8, channel_mults=(1, 2),
-                           attn_resolutions=(), norm_groups=4, dropout=0.0, num_timesteps=T)).eval()
+                           attn_resolutions=(), norm_groups=4, dropout=0.0, num_train_timesteps=T)).eval()
 
 
 def _cells_of_15():
@@ -57,7 +57,7 @@ def test_digits_ddpm_run_hash_is_notebook_15s():
         ns = {**vars(core), **vars(data), **vars(ddpm), **vars(models), **vars(train), 'profile': profile, 'seed': 0, 'torch': torch}
         exec(table[:table.index('\nseed_everything(')], ns)
         ns['P'], ns['R'] = core.get_profile(profile), ns['RUNS'][profile]
-        ns['unet_cfg'] = ns['R']['unet'].replace(num_timesteps=ns['P'].num_train_timesteps)
+        exec(next(line for line in table.splitlines() if line.startswith('unet_cfg = ')), ns)
         exec(sched_cell[:sched_cell.index('\nscheduler =')], ns)
         exec(key_cell[:key_cell.index('\ndef loss_fn')], ns)
         assert config_hash(ns['run_cfg']) == config_hash(digits_ddpm_run(profile, 0)), profile
@@ -158,7 +158,7 @@ def test_concat_conditioned_trains_and_samples():
     with torch.no_grad():
         t = torch.full((16,), 10)
         assert (net(x, t, cond) - net(x, t, -cond)).abs().max() > 1e-3      # the condition channel is used
-    out = sample(net, sch, x.shape, n_steps=4, cond=cond, generator=make_generator(1))
+    out = sample(net, sch, x.shape, num_inference_steps=4, cond=cond, generator=make_generator(1))
     assert out.shape == x.shape and torch.isfinite(out).all()
     with pytest.raises(ValueError, match='condition image'): net(x, 3, None)
     with pytest.raises(ValueError, match='condition image'): net(x, 3, cond[:, :, :4])
