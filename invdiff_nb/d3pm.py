@@ -20,10 +20,10 @@ from .models import ResBlock, TimeEmbedding
 from .sampling import sample
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
-           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms', 'elbo_bpd',
-           'd3pm_sample', 'enumerate_exact', 'DigitNetConfig', 'DigitDenoiser', 'quantize', 'gaussian_beta_end',
-           'tokens_to_image', 'independent_bpd']
+__all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'check_categories', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic',
+           'cumulative_Q', 'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms',
+           'elbo_bpd', 'd3pm_sample', 'enumerate_exact', 'DigitNetConfig', 'DigitDenoiser', 'quantize',
+           'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
 def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
@@ -44,23 +44,28 @@ def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02
 DEFAULT_SCHEDULE = {'uniform': 'cosine', 'absorbing': 'inverse', 'gaussian': 'linear'}
 
 # %% ../nbs/20_d3pm.ipynb #c009
+def check_categories(num_categories, what: str = 'num_categories') -> int:
+    "num_categories as an int >= 2 (one category is no distribution to diffuse over); a clear error otherwise."
+    if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2:
+        raise ValueError(f'{what} must be an int >= 2 (a single category has nothing to diffuse), got {num_categories!r}')
+    return num_categories
+
 def uniform_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) uniform transition matrices (1-b) I + b 11^T / K."
-    K = num_categories
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     return (1 - b) * torch.eye(K, dtype=torch.float64) + b / K
 
 def absorbing_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K+1, K+1) absorbing matrices (1-b) I + b 1 e_m^T; the mask is the last state, index K."
-    K = num_categories
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     e_m = torch.zeros(K + 1, dtype=torch.float64); e_m[K] = 1
     return (1 - b) * torch.eye(K + 1, dtype=torch.float64) + b * e_m
 
 def gaussian_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) discretized-Gaussian matrices (D3PM appendix A): doubly stochastic, favouring nearby levels."
-    K = num_categories
-    if K < 2: raise ValueError(f'the discretized Gaussian needs K >= 2 levels, got {K}')
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     i = torch.arange(K, dtype=torch.float64)
     n = torch.arange(-(K - 1), K, dtype=torch.float64)
@@ -91,7 +96,7 @@ def cumulative_Q(Q: torch.Tensor) -> torch.Tensor:
 
 def transition_matrices(kind: str, betas: torch.Tensor, num_categories: int) -> tuple[torch.Tensor, torch.Tensor]:
     "(Q, Qbar) for 'uniform', 'absorbing' or 'gaussian'; closed-form Qbar where one exists."
-    K = num_categories
+    K = check_categories(num_categories)
     abar = torch.cumprod(1 - betas.to(torch.float64), 0)[:, None, None]
     if kind == 'uniform':
         return uniform_Q(betas, K), abar * torch.eye(K, dtype=torch.float64) + (1 - abar) / K
@@ -132,15 +137,18 @@ class D3PMConfig(Config):
     beta_start: float = 0.02            # linear schedule only
     beta_end: float = 1.0
     hybrid_coeff: float = 0.001         # lambda of L_vb + lambda * CE (paper: 0.001 images, 0.01 text)
+    def __post_init__(self):
+        check_categories(self.num_categories)
+        T = self.num_train_timesteps
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
+        if not self.hybrid_coeff >= 0: raise ValueError(f'hybrid_coeff must be >= 0, got {self.hybrid_coeff}')
 
 # %% ../nbs/20_d3pm.ipynb #c022
 class D3PMScheduler:
     "Discrete diffusion with uniform / absorbing / discretized-Gaussian (or custom) transition matrices."
     def __init__(self, config: D3PMConfig | None = None, Q: torch.Tensor | None = None, **kw):
         config = config if config is not None else D3PMConfig(**kw)
-        K, T = config.num_categories, config.num_train_timesteps
-        if not isinstance(K, int) or K < 2: raise ValueError(f'num_categories must be an int >= 2, got {K!r}')
-        if not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
+        K, T = config.num_categories, config.num_train_timesteps                    # checked by D3PMConfig
         if Q is not None:                                        # custom matrices: validated, Qbar by explicit product
             Q = check_stochastic(Q, 'custom transition matrix Q')
             if Q.ndim == 2: Q = Q.expand(T, *Q.shape).clone()
@@ -385,6 +393,9 @@ class DigitNetConfig(Config):
     embed_dim: int = 16          # embedding size of one token
     channels: int = 48           # width of the residual blocks (at half resolution)
     num_blocks: int = 3
+    def __post_init__(self):
+        check_categories(self.num_categories)
+        if self.num_states < self.num_categories: raise ValueError(f'num_states ({self.num_states}) must be >= num_categories ({self.num_categories})')
 
 class DigitDenoiser(Pretrained, nn.Module):
     "x_t (B, C, H, W) tokens, t (B,) -> logits (B, C, H, W, K) of p~(x0 | x_t)."
@@ -414,8 +425,7 @@ class DigitDenoiser(Pretrained, nn.Module):
 # %% ../nbs/20_d3pm.ipynb #c048
 def quantize(x: torch.Tensor, num_categories: int) -> torch.Tensor:
     "Images in [-1, 1] -> LongTensor tokens in [0, K): equal-width bins (K=2 thresholds at 0)."
-    K = num_categories
-    if K < 2: raise ValueError(f'num_categories must be >= 2, got {K}')
+    K = check_categories(num_categories)
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise ValueError(f'quantize expects float images in [-1, 1], got {x.dtype}')
     return ((x.clamp(-1, 1) + 1) / 2 * K).floor().clamp(0, K - 1).long()
@@ -429,6 +439,7 @@ def gaussian_beta_end(num_categories: int, num_train_timesteps: int, tol: float 
 
 def tokens_to_image(x: torch.Tensor, num_categories: int, mask_index: int | None = None) -> torch.Tensor:
     "Tokens (B, 1, H, W) -> RGB images (B, 3, H, W) in [-1, 1]: grey levels, [MASK] drawn red."
+    K = check_categories(num_categories)
     K = num_categories
     v = (x.clamp(max=K - 1).float() / (K - 1)) * 2 - 1
     img = v.expand(-1, 3, -1, -1).clone() if v.shape[1] == 1 else v

@@ -13,6 +13,7 @@ from torch import nn
 
 from .core import Config, Pretrained
 from .models import TimeEmbedding
+from .d3pm import check_categories
 
 # %% auto #0
 __all__ = ['CharVocab', 'char_chunks', 'unigram_bpc', 'bigram_bpc', 'CharNetConfig', 'CharTransformer']
@@ -70,6 +71,9 @@ class CharNetConfig(Config):
     n_heads: int = 4
     dropout: float = 0.0
     conv_kernel: int = 5           # width of the convolution over the embeddings (0 = none)
+    def __post_init__(self):
+        check_categories(self.num_categories)
+        if self.num_states < self.num_categories: raise ValueError(f'num_states ({self.num_states}) must be >= num_categories ({self.num_categories})')
 
 class CharTransformer(Pretrained, nn.Module):
     "x_t (B, L) tokens, t (B,) -> logits (B, L, K) of p~(x0 | x_t)."
