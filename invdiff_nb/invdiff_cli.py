@@ -88,7 +88,8 @@ def _config_flags(ap: argparse.ArgumentParser):
     for f in dataclasses.fields(InvDiffConfig):
         m = re.search(rf'^\s*{f.name}:.*?#\s*(.*)$', src, re.M)
         tp = hints[f.name]; base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-        g.add_argument(f'--{f.name.replace("_", "-")}', dest=f.name, type=base if base in (int, float, str) else str,
+        conv = (lambda v: v.lower() in ('1', 'true', 'yes')) if base is bool else (base if base in (int, float, str) else str)
+        g.add_argument(f'--{f.name.replace("_", "-")}', dest=f.name, type=conv,
                        default=f.default, help=f'{m.group(1) if m else f.name} (default: {f.default})'.replace('%', '%%'))
 
 def parser() -> argparse.ArgumentParser:
