@@ -365,8 +365,7 @@ class InvDiffModel(nn.Module):
         if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
 
 # %% ../nbs/50_invdiff.ipynb #c037
-def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1,
-                    shared_timestep: bool = False) -> Callable:
+def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1) -> Callable:
     "loss_fn(model, (x0, cond, idx), generator) for `fit`: V-REx over the rows W[idx] of per-sample denoising losses (the null condition is the model's)."
     check_simplex(W)
     if not lam >= 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
@@ -374,10 +373,7 @@ def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob
     def loss_fn(model, batch, generator):
         x0, cond, idx = batch
         null = getattr(model, 'null_class', None) if cond is not None and cond_drop_prob > 0 else None
-        t = None
-        if shared_timestep:           # one t for the whole batch: the group risks of a batch are compared at the same noise level
-            t = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=generator.device).to(x0.device)
-        l = diffusion_loss(model, scheduler, x0, cond, generator, t=t, cond_drop_prob=cond_drop_prob if cond is not None else 0.0,
+        l = diffusion_loss(model, scheduler, x0, cond, generator, cond_drop_prob=cond_drop_prob if cond is not None else 0.0,
                            null_cond=null, reduction='none')
         return vrex_loss(l, W.to(x0.device)[idx.to(x0.device)], lam, check=False)[0]
     return loss_fn
@@ -407,7 +403,7 @@ def group_balanced_probs(W: torch.Tensor) -> torch.Tensor:
 
 def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: torch.Tensor, cfg: TrainConfig,
                   lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, sample_probs=None,
-                  group_balanced: bool = False, shared_timestep: bool = False, device=None, progress: bool = False) -> TrainResult:
+                  group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
     "Stage 2: train only `model.module` (or the LoRA adapters) with the V-REx objective through the one training loop `fit`."
     if not isinstance(model, InvDiffModel) and not getattr(model, 'is_invdiff_lora', False):
         raise TypeError('train_invdiff expects an InvDiffModel(base, module, r) or a model from lora_model(base)')
@@ -417,7 +413,7 @@ def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: tor
         sample_probs = group_balanced_probs(W.detach().cpu())
     model.check_frozen()
     params = list(model.module.parameters()) if isinstance(model, InvDiffModel) else [p for p in model.parameters() if p.requires_grad]
-    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob, shared_timestep), indexed_batches(x0, cond, batch_size, sample_probs),
+    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob), indexed_batches(x0, cond, batch_size, sample_probs),
               cfg, device=device, progress=progress, params=params)
     model.check_frozen()
     return res
@@ -480,8 +476,8 @@ class InvDiffConfig(Config):
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 50
+    lr_schedule: str = 'constant'       # 'constant' or 'cosine' (decay to 0: a less noisy final module)
     batch_sampling: str = 'group_balanced'   # 'group_balanced' (every inferred group equally often) or 'uniform' (paper)
-    shared_timestep: bool = False       # one t per batch, so the penalty compares group risks at the same noise level
     cond_drop_prob: float = 0.1         # condition dropout, so the combined model keeps its unconditional branch
     module_channels: int | None = None  # channels of the module's first level; None: the largest that fits max_module_frac
     max_module_frac: float = 0.1        # the module has at most this share of the base's parameters
@@ -499,7 +495,7 @@ class InvDiffConfig(Config):
         pos_int('num_groups', self.num_groups, 2); pos_int('signal_timesteps', self.signal_timesteps)
         pos_int('loss_batch_size', self.loss_batch_size); pos_int('steps', self.steps); pos_int('batch_size', self.batch_size)
         pos_int('warmup_steps', self.warmup_steps, 0); pos_int('num_inference_steps', self.num_inference_steps)
-        choice('group_within', self.group_within, ('cond', 'all')); choice('signal', self.signal, ('contrast', 'loss'))
+        choice('lr_schedule', self.lr_schedule, ('constant', 'cosine')); choice('group_within', self.group_within, ('cond', 'all')); choice('signal', self.signal, ('contrast', 'loss'))
         choice('group_objective', self.group_objective, ('between', 'std')); choice('mode', self.mode, ('residual', 'convex'))
         choice('batch_sampling', self.batch_sampling, ('group_balanced', 'uniform')); choice('sampler', self.sampler, ('ddpm', 'ddim'))
         if isinstance(self.r, bool) or not 0 < self.r <= 1: raise ValueError(f'r must be in (0, 1], got {self.r!r}')
@@ -644,11 +640,11 @@ def fit(self: InvDiff, x: torch.Tensor, cond=None, groups: GroupInference | torc
     if W.shape[0] != len(x): raise ValueError(f'the groups have {W.shape[0]} rows but there are {len(x)} images: infer them on this data')
     c = self.config
     balanced = c.batch_sampling == 'group_balanced' and sample_probs is None and W.shape[1] > 1
-    tcfg = TrainConfig(steps=c.steps, lr=c.lr, warmup_steps=min(c.warmup_steps, c.steps // 2), seed=derive_seed(c.seed, 'stage2'),
+    tcfg = TrainConfig(steps=c.steps, lr=c.lr, warmup_steps=min(c.warmup_steps, c.steps // 2), lr_schedule=c.lr_schedule, seed=derive_seed(c.seed, 'stage2'),
                        log_every=max(1, min(50, c.steps)))
     res = train_invdiff(self.model, self.scheduler, x, cond, W.to(x.device), tcfg, lam=c.lam, batch_size=c.batch_size,
                         cond_drop_prob=c.cond_drop_prob if cond is not None else 0.0, sample_probs=sample_probs,
-                        group_balanced=balanced, shared_timestep=c.shared_timestep, device=device if device is not None else x.device, progress=progress)
+                        group_balanced=balanced, device=device if device is not None else x.device, progress=progress)
     if isinstance(groups, GroupInference): self.groups = groups
     self.history = res.losses
     return res
