@@ -19,8 +19,8 @@ __all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS
            'cosine_alpha_bar', 'sqrt_alpha_bar', 'betas_for_alpha_bar', 'make_betas', 'rescale_zero_terminal_snr',
            'extract', 'q_step', 'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput',
            'spaced_timesteps', 'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean',
-           'GaussianScheduler', 'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'null_condition',
-           'drop_condition', 'diffusion_loss']
+           'GaussianScheduler', 'custom_timesteps', 'null_condition', 'drop_condition', 'diffusion_loss',
+           'diffusers_scheduler', 'compare_with_diffusers']
 
 # %% ../nbs/10_ddpm_forward.ipynb #c007
 SCHEDULES = ('linear', 'cosine', 'sqrt')
@@ -375,6 +375,94 @@ def step(self: GaussianScheduler, model_output: torch.Tensor, timestep, sample: 
     out = StepOutput(prev_sample=x_prev, pred_original_sample=x0_hat)
     return out if return_dict else (out.prev_sample, out.pred_original_sample)
 
+# %% ../nbs/10_ddpm_forward.ipynb #h16x002
+_BETA_SCHEDULES = {'linear': 'linear', 'squaredcos_cap_v2': 'cosine', 'cosine': 'cosine', 'sqrt': 'sqrt'}
+_NEUTRAL = {'trained_betas': None, 'steps_offset': 0, 'set_alpha_to_one': True, 'thresholding': False,   # value that changes nothing
+            'dynamic_thresholding_ratio': None, 'sample_max_value': None, 'timestep_type': 'discrete'}  # None: any value
+SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
+
+@patch(cls_method=True)
+def from_config(cls: GaussianScheduler, config, **changes):
+    "A GaussianScheduler from a diffusers scheduler, its config or a dict (diffusers' field names); unsupported settings fail clearly."
+    d = dict(getattr(config, 'config', config)); d.update(changes)
+    d = {k: v for k, v in d.items() if not k.startswith('_')}                    # _class_name, _diffusers_version, ...
+    ignored, bad = {}, []
+    for k, neutral in _NEUTRAL.items():
+        if k in d:
+            v = d.pop(k)
+            if neutral is not None and v != neutral and not (k == 'trained_betas' and v is None): bad.append(f'{k}={v!r} (only {neutral!r} is supported)')
+            else: ignored[k] = v
+    if 'beta_schedule' in d:
+        if d['beta_schedule'] not in _BETA_SCHEDULES: bad.append(f"beta_schedule={d['beta_schedule']!r} (supported: {sorted(_BETA_SCHEDULES)})")
+        else: d['beta_schedule'] = _BETA_SCHEDULES[d['beta_schedule']]
+    if d.get('variance_type') not in (None, *VARIANCE_TYPES): bad.append(f"variance_type={d['variance_type']!r} (supported: {list(VARIANCE_TYPES)})")
+    if d.get('timestep_spacing') not in (None, *TIMESTEP_SPACINGS): bad.append(f"timestep_spacing={d['timestep_spacing']!r} (supported: {list(TIMESTEP_SPACINGS)})")
+    known = {f.name for f in dataclasses.fields(SchedulerConfig)}
+    bad += [f'{k}={d[k]!r} (no such setting here)' for k in sorted(set(d) - known)]
+    if bad: raise ValueError('GaussianScheduler cannot reproduce this scheduler config: ' + '; '.join(bad))
+    s = cls(SchedulerConfig(**d)); s.ignored_config = ignored
+    return s
+
+@patch
+def save_pretrained(self: GaussianScheduler, save_directory, **kwargs) -> Path:
+    "Write `save_directory/scheduler_config.json` (our config, with `_class_name`), as diffusers schedulers do."
+    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / SCHEDULER_CONFIG_NAME, json.dumps({'_class_name': 'GaussianScheduler', **self.config.to_dict()}, indent=2, sort_keys=True))
+    return d
+
+@patch(cls_method=True)
+def from_pretrained(cls: GaussianScheduler, pretrained_path, subfolder: str | None = None, **kwargs):
+    "Read `scheduler_config.json` from a folder written by `save_pretrained` (ours, or a diffusers DDPM/DDIM scheduler's)."
+    p = Path(pretrained_path) / (subfolder or '')
+    f = p / SCHEDULER_CONFIG_NAME if p.is_dir() else p
+    if not f.exists(): raise FileNotFoundError(f'no {SCHEDULER_CONFIG_NAME} in {p}: pass the folder written by save_pretrained')
+    d = json.loads(f.read_text())
+    if d.get('_class_name') == 'GaussianScheduler': return cls(SchedulerConfig.from_dict({k: v for k, v in d.items() if k != '_class_name'}))
+    return cls.from_config(d)
+
+@patch
+def to_diffusers(self: GaussianScheduler, sampler: str | None = None):
+    "diffusers' DDPMScheduler / DDIMScheduler with this config (default: this scheduler's sampler), e.g. for a diffusers pipeline."
+    return diffusers_scheduler(self.config, sampler or self.sampler)
+
+# %% ../nbs/10_ddpm_forward.ipynb #c052
+def null_condition(null_cond, cond: torch.Tensor) -> torch.Tensor:
+    "The null condition shaped like the batch `cond`: from a class index, one condition (no batch dimension) or a full batch."
+    null = torch.as_tensor(null_cond, device=cond.device, dtype=cond.dtype)
+    if null.shape == cond.shape: return null
+    if null.ndim == 0 or null.shape == cond.shape[1:] or (null.ndim == cond.ndim and null.shape[0] == 1): return null.expand(cond.shape)
+    raise ValueError(f'null_cond of shape {tuple(null.shape)} does not fit cond of shape {tuple(cond.shape)}: pass one condition '
+                     f'{tuple(cond.shape[1:])} or a batch {tuple(cond.shape)}')
+
+def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Replace each sample's condition by `null_cond` with probability p (classifier-free guidance training)."
+    if not 0.0 <= p <= 1.0: raise ValueError(f'cond_drop_prob must be in [0, 1], got {p}')
+    if p == 0.0 or cond is None: return cond
+    if null_cond is None: raise ValueError('cond_drop_prob > 0 needs null_cond (e.g. model.null_class for class labels)')
+    B = cond.shape[0]
+    u = torch.rand(B, generator=generator, device=generator.device if generator is not None else cond.device).to(cond.device)
+    mask = (u < p).reshape(B, *([1] * (cond.ndim - 1)))
+    return torch.where(mask, null_condition(null_cond, cond), cond)
+
+def diffusion_loss(model, scheduler: GaussianScheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
+                   cond_drop_prob: float = 0.0, null_cond=None, reduction: str = 'mean') -> torch.Tensor:
+    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the scheduler's target."
+    _choice('reduction', reduction, ('mean', 'none'))
+    B, dev = x0.shape[0], x0.device
+    if t is None:
+        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator,
+                          device=generator.device if generator is not None else dev).to(dev)
+    else: t = scheduler.check_timesteps(t, x0).expand(B)
+    if noise is None: noise = _randn_like(x0, generator)
+    elif noise.shape != x0.shape: raise ValueError(f'noise {tuple(noise.shape)} must have the shape of x0 {tuple(x0.shape)}')
+    if cond_drop_prob > 0 and cond is None: raise ValueError('cond_drop_prob > 0 but no cond was given')
+    cond = drop_condition(cond, cond_drop_prob, null_cond, generator)
+    x_t, target = scheduler.add_noise(x0, noise, t, check=False), scheduler.get_target(x0, noise, t, check=False)
+    pred = model(x_t, t, cond)
+    if pred.shape != target.shape: raise ValueError(f'model output {tuple(pred.shape)} does not match the target {tuple(target.shape)}')
+    per_sample = (pred.float() - target.float()).pow(2).reshape(B, -1).mean(1)
+    return per_sample.mean() if reduction == 'mean' else per_sample
+
 # %% ../nbs/10_ddpm_forward.ipynb #c040
 def diffusers_scheduler(config: SchedulerConfig, sampler: str = 'ddpm', float64_schedule: bool = False):
     "diffusers' DDPMScheduler / DDIMScheduler with the settings of `config`; optionally with its schedule tensors in float64."
@@ -430,86 +518,3 @@ def compare_with_diffusers(config: SchedulerConfig, num_inference_steps, sampler
         else: ref_nan_steps += 1; y = o.prev_sample      # diffusers gave NaN: note it, continue both from our sample
         x = o.prev_sample
     return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
-
-# %% ../nbs/10_ddpm_forward.ipynb #h16x002
-_BETA_SCHEDULES = {'linear': 'linear', 'squaredcos_cap_v2': 'cosine', 'cosine': 'cosine', 'sqrt': 'sqrt'}
-_NEUTRAL = {'trained_betas': None, 'steps_offset': 0, 'set_alpha_to_one': True, 'thresholding': False,   # value that changes nothing
-            'dynamic_thresholding_ratio': None, 'sample_max_value': None, 'timestep_type': 'discrete'}  # None: any value
-SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
-
-@patch(cls_method=True)
-def from_config(cls: GaussianScheduler, config, **changes):
-    "A GaussianScheduler from a diffusers scheduler, its config or a dict (diffusers' field names); unsupported settings fail clearly."
-    d = dict(getattr(config, 'config', config)); d.update(changes)
-    d = {k: v for k, v in d.items() if not k.startswith('_')}                    # _class_name, _diffusers_version, ...
-    ignored, bad = {}, []
-    for k, neutral in _NEUTRAL.items():
-        if k in d:
-            v = d.pop(k)
-            if neutral is not None and v != neutral and not (k == 'trained_betas' and v is None): bad.append(f'{k}={v!r} (only {neutral!r} is supported)')
-            else: ignored[k] = v
-    if 'beta_schedule' in d:
-        if d['beta_schedule'] not in _BETA_SCHEDULES: bad.append(f"beta_schedule={d['beta_schedule']!r} (supported: {sorted(_BETA_SCHEDULES)})")
-        else: d['beta_schedule'] = _BETA_SCHEDULES[d['beta_schedule']]
-    if d.get('variance_type') not in (None, *VARIANCE_TYPES): bad.append(f"variance_type={d['variance_type']!r} (supported: {list(VARIANCE_TYPES)})")
-    if d.get('timestep_spacing') not in (None, *TIMESTEP_SPACINGS): bad.append(f"timestep_spacing={d['timestep_spacing']!r} (supported: {list(TIMESTEP_SPACINGS)})")
-    known = {f.name for f in dataclasses.fields(SchedulerConfig)}
-    bad += [f'{k}={d[k]!r} (no such setting here)' for k in sorted(set(d) - known)]
-    if bad: raise ValueError('GaussianScheduler cannot reproduce this scheduler config: ' + '; '.join(bad))
-    s = cls(SchedulerConfig(**d)); s.ignored_config = ignored
-    return s
-
-@patch
-def save_pretrained(self: GaussianScheduler, save_directory, **kwargs) -> Path:
-    "Write `save_directory/scheduler_config.json` (our config, with `_class_name`), as diffusers schedulers do."
-    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(d / SCHEDULER_CONFIG_NAME, json.dumps({'_class_name': 'GaussianScheduler', **self.config.to_dict()}, indent=2, sort_keys=True))
-    return d
-
-@patch(cls_method=True)
-def from_pretrained(cls: GaussianScheduler, pretrained_path, subfolder: str | None = None, **kwargs):
-    "Read `scheduler_config.json` from a folder written by `save_pretrained` (ours, or a diffusers DDPM/DDIM scheduler's)."
-    p = Path(pretrained_path) / (subfolder or '')
-    f = p / SCHEDULER_CONFIG_NAME if p.is_dir() else p
-    if not f.exists(): raise FileNotFoundError(f'no {SCHEDULER_CONFIG_NAME} in {p}: pass the folder written by save_pretrained')
-    d = json.loads(f.read_text())
-    if d.get('_class_name') == 'GaussianScheduler': return cls(SchedulerConfig.from_dict({k: v for k, v in d.items() if k != '_class_name'}))
-    return cls.from_config(d)
-
-# %% ../nbs/10_ddpm_forward.ipynb #c052
-def null_condition(null_cond, cond: torch.Tensor) -> torch.Tensor:
-    "The null condition shaped like the batch `cond`: from a class index, one condition (no batch dimension) or a full batch."
-    null = torch.as_tensor(null_cond, device=cond.device, dtype=cond.dtype)
-    if null.shape == cond.shape: return null
-    if null.ndim == 0 or null.shape == cond.shape[1:] or (null.ndim == cond.ndim and null.shape[0] == 1): return null.expand(cond.shape)
-    raise ValueError(f'null_cond of shape {tuple(null.shape)} does not fit cond of shape {tuple(cond.shape)}: pass one condition '
-                     f'{tuple(cond.shape[1:])} or a batch {tuple(cond.shape)}')
-
-def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Generator | None = None) -> torch.Tensor:
-    "Replace each sample's condition by `null_cond` with probability p (classifier-free guidance training)."
-    if not 0.0 <= p <= 1.0: raise ValueError(f'cond_drop_prob must be in [0, 1], got {p}')
-    if p == 0.0 or cond is None: return cond
-    if null_cond is None: raise ValueError('cond_drop_prob > 0 needs null_cond (e.g. model.null_class for class labels)')
-    B = cond.shape[0]
-    u = torch.rand(B, generator=generator, device=generator.device if generator is not None else cond.device).to(cond.device)
-    mask = (u < p).reshape(B, *([1] * (cond.ndim - 1)))
-    return torch.where(mask, null_condition(null_cond, cond), cond)
-
-def diffusion_loss(model, scheduler: GaussianScheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
-                   cond_drop_prob: float = 0.0, null_cond=None, reduction: str = 'mean') -> torch.Tensor:
-    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the scheduler's target."
-    _choice('reduction', reduction, ('mean', 'none'))
-    B, dev = x0.shape[0], x0.device
-    if t is None:
-        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator,
-                          device=generator.device if generator is not None else dev).to(dev)
-    else: t = scheduler.check_timesteps(t, x0).expand(B)
-    if noise is None: noise = _randn_like(x0, generator)
-    elif noise.shape != x0.shape: raise ValueError(f'noise {tuple(noise.shape)} must have the shape of x0 {tuple(x0.shape)}')
-    if cond_drop_prob > 0 and cond is None: raise ValueError('cond_drop_prob > 0 but no cond was given')
-    cond = drop_condition(cond, cond_drop_prob, null_cond, generator)
-    x_t, target = scheduler.add_noise(x0, noise, t, check=False), scheduler.get_target(x0, noise, t, check=False)
-    pred = model(x_t, t, cond)
-    if pred.shape != target.shape: raise ValueError(f'model output {tuple(pred.shape)} does not match the target {tuple(target.shape)}')
-    per_sample = (pred.float() - target.float()).pow(2).reshape(B, -1).mean(1)
-    return per_sample.mean() if reduction == 'mean' else per_sample
