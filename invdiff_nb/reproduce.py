@@ -101,13 +101,15 @@ DEPTH_ENV = 'INVDIFF_REPRODUCE_DEPTH'
 
 def _kill_tree(proc):
     "Kill `proc` and all its descendants (the kernel lives in another session, so killpg is not enough)."
-    try:
-        import psutil
-        kids = psutil.Process(proc.pid).children(recursive=True)
-    except Exception: kids = []
-    for p in [*kids]:
+    try: import psutil
+    except ImportError: psutil = None                      # then only the papermill process itself is killed
+    kids = []
+    if psutil is not None:
+        try: kids = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess: pass                  # it has exited already
+    for p in kids:
         try: p.kill()
-        except Exception: pass
+        except psutil.NoSuchProcess: pass                  # exited meanwhile
     proc.kill(); proc.wait()
 
 def _runs_reproduce(path) -> bool:

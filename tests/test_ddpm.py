@@ -296,3 +296,14 @@ def test_add_noise_refuses_noise_of_another_shape():
     with pytest.raises(ValueError, match=r'noise must have the shape of x0 \(4, 1, 2, 2\), got \(1, 1, 2, 2\)'):
         s.add_noise(x0, torch.zeros(1, 1, 2, 2), 3)
     with pytest.raises(ValueError, match='noise must have the shape of x0'): s.get_velocity(x0, torch.zeros(2, 2), 3)
+
+
+def test_to_diffusers_goes_into_a_pipeline_that_saves_it(tmp_path):
+    from diffusers import DDPMPipeline, UNet2DModel, DDIMScheduler
+    s = GaussianScheduler(SchedulerConfig(num_train_timesteps=60, beta_schedule='cosine', prediction_type='v_prediction'))
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 8), norm_num_groups=4,
+                       down_block_types=('DownBlock2D', 'DownBlock2D'), up_block_types=('UpBlock2D', 'UpBlock2D'))
+    DDPMPipeline(unet=unet, scheduler=s.to_diffusers()).save_pretrained(tmp_path)
+    back = GaussianScheduler.from_pretrained(tmp_path, subfolder='scheduler')
+    assert back.config == s.config
+    assert isinstance(s.set_timesteps(5, 'ddim').to_diffusers(), DDIMScheduler)
