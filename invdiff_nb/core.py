@@ -19,8 +19,8 @@ import invdiff_nb
 
 # %% auto #0
 __all__ = ['NOTATION', 'GLOSSARY', 'PROFILES', 'CKPT_FORMAT', 'notation_table', 'seed_everything', 'make_generator',
-           'derive_seed', 'get_device', 'in_ipython', 'Config', 'temp_beside', 'atomic_write_text', 'Profile',
-           'lookup_profile', 'preset', 'get_profile', 'flatten_state', 'unflatten_state', 'CheckpointError',
+           'derive_seed', 'get_device', 'in_ipython', 'Config', 'temp_beside', 'atomic_path', 'atomic_write_text',
+           'Profile', 'lookup_profile', 'preset', 'get_profile', 'flatten_state', 'unflatten_state', 'CheckpointError',
            'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'Pretrained', 'cache_dir', 'config_hash',
            'load_or_train', 'eval_mode', 'batched', 'write_results', 'read_results', 'image_grid', 'show_images',
            'plot_curves', 'save_fig']
@@ -149,16 +149,22 @@ def temp_beside(path: Path) -> tuple[int, str]:
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
 
-def atomic_write_text(path, text: str):
-    "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
+@contextmanager
+def atomic_path(path):
+    "A temporary file name beside `path` to write to: renamed onto `path` when the block ends, removed if it fails."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
+    fd, tmp = temp_beside(path); os.close(fd)
     try:
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
+
+def atomic_write_text(path, text: str):
+    "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/00_core.ipynb #c018
 @dataclass(frozen=True)
@@ -252,13 +258,7 @@ def save_checkpoint(path, state, config, step: int, seed: int) -> Path:
     tensors, skeleton = flatten_state(state)
     meta = {'format': CKPT_FORMAT, 'config': json.dumps(cfg, sort_keys=True), 'state': json.dumps(skeleton),
             'step': str(int(step)), 'seed': str(int(seed)), 'version': invdiff_nb.__version__}
-    fd, tmp = temp_beside(path); os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp: save_file(tensors, tmp, metadata=meta)
     return path
 
 def _diff_keys(a, b, prefix='') -> list[str]:
@@ -311,11 +311,7 @@ class Pretrained:
         from safetensors.torch import save_file
         d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(d / 'config.json', json.dumps({'_class_name': type(self).__name__, **self.config.to_dict()}, indent=2))
-        fd, tmp = temp_beside(d / 'model.safetensors'); os.close(fd)
-        try: save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, tmp); os.replace(tmp, d / 'model.safetensors')
-        except BaseException:
-            if os.path.exists(tmp): os.remove(tmp)
-            raise
+        with atomic_path(d / 'model.safetensors') as tmp: save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, tmp)
         return d
 
     @classmethod

@@ -44,10 +44,12 @@ def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02
 DEFAULT_SCHEDULE = {'uniform': 'cosine', 'absorbing': 'inverse', 'gaussian': 'linear'}
 
 # %% ../nbs/20_d3pm.ipynb #c009
-def check_categories(num_categories, what: str = 'num_categories') -> int:
-    "num_categories as an int >= 2 (one category is no distribution to diffuse over); a clear error otherwise."
+def check_categories(num_categories, num_states: int | None = None) -> int:
+    "num_categories as an int >= 2 (one category has nothing to diffuse), and <= num_states if given; a clear error otherwise."
     if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2:
-        raise ValueError(f'{what} must be an int >= 2 (a single category has nothing to diffuse), got {num_categories!r}')
+        raise ValueError(f'num_categories must be an int >= 2 (a single category has nothing to diffuse), got {num_categories!r}')
+    if num_states is not None and num_states < num_categories:
+        raise ValueError(f'num_states ({num_states}) must be >= num_categories ({num_categories}): the input vocabulary holds every category')
     return num_categories
 
 def uniform_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
@@ -393,9 +395,7 @@ class DigitNetConfig(Config):
     embed_dim: int = 16          # embedding size of one token
     channels: int = 48           # width of the residual blocks (at half resolution)
     num_blocks: int = 3
-    def __post_init__(self):
-        check_categories(self.num_categories)
-        if self.num_states < self.num_categories: raise ValueError(f'num_states ({self.num_states}) must be >= num_categories ({self.num_categories})')
+    def __post_init__(self): check_categories(self.num_categories, self.num_states)
 
 class DigitDenoiser(Pretrained, nn.Module):
     "x_t (B, C, H, W) tokens, t (B,) -> logits (B, C, H, W, K) of p~(x0 | x_t)."

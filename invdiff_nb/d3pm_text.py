@@ -71,9 +71,7 @@ class CharNetConfig(Config):
     n_heads: int = 4
     dropout: float = 0.0
     conv_kernel: int = 5           # width of the convolution over the embeddings (0 = none)
-    def __post_init__(self):
-        check_categories(self.num_categories)
-        if self.num_states < self.num_categories: raise ValueError(f'num_states ({self.num_states}) must be >= num_categories ({self.num_categories})')
+    def __post_init__(self): check_categories(self.num_categories, self.num_states)
 
 class CharTransformer(Pretrained, nn.Module):
     "x_t (B, L) tokens, t (B,) -> logits (B, L, K) of p~(x0 | x_t)."

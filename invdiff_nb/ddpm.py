@@ -19,8 +19,8 @@ __all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS
            'cosine_alpha_bar', 'sqrt_alpha_bar', 'betas_for_alpha_bar', 'make_betas', 'rescale_zero_terminal_snr',
            'extract', 'q_step', 'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput',
            'spaced_timesteps', 'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean',
-           'GaussianScheduler', 'custom_timesteps', 'null_condition', 'drop_condition', 'prediction_target',
-           'diffusion_loss', 'diffusers_scheduler', 'compare_with_diffusers']
+           'GaussianScheduler', 'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'null_condition',
+           'drop_condition', 'prediction_target', 'diffusion_loss']
 
 # %% ../nbs/10_ddpm_forward.ipynb #c007
 SCHEDULES = ('linear', 'cosine', 'sqrt')
@@ -375,6 +375,62 @@ def step(self: GaussianScheduler, model_output: torch.Tensor, timestep, sample: 
     out = StepOutput(prev_sample=x_prev, pred_original_sample=x0_hat)
     return out if return_dict else (out.prev_sample, out.pred_original_sample)
 
+# %% ../nbs/10_ddpm_forward.ipynb #c040
+def diffusers_scheduler(config: SchedulerConfig, sampler: str = 'ddpm', float64_schedule: bool = False):
+    "diffusers' DDPMScheduler / DDIMScheduler with the settings of `config`; optionally with its schedule tensors in float64."
+    from diffusers import DDPMScheduler, DDIMScheduler
+    from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr as rescale
+    _choice('sampler', sampler, SAMPLERS)
+    c = config
+    kw = dict(num_train_timesteps=c.num_train_timesteps, beta_start=c.beta_start, beta_end=c.beta_end,
+              prediction_type=c.prediction_type, clip_sample=c.clip_sample, clip_sample_range=c.clip_sample_range,
+              timestep_spacing=c.timestep_spacing, rescale_betas_zero_snr=c.rescale_betas_zero_snr, steps_offset=0)
+    if c.beta_schedule == 'linear': kw['beta_schedule'] = 'linear'
+    elif c.beta_schedule == 'cosine': kw['beta_schedule'] = 'squaredcos_cap_v2'
+    else: kw['trained_betas'] = make_betas('sqrt', c.num_train_timesteps).numpy()
+    ref = DDPMScheduler(variance_type=c.variance_type, **kw) if sampler == 'ddpm' else DDIMScheduler(set_alpha_to_one=True, **kw)
+    if float64_schedule:   # same algorithm, schedule arithmetic in float64 (diffusers' own rescaling, applied to float64 betas)
+        b = make_betas(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)
+        ref.betas = rescale(b) if c.rescale_betas_zero_snr else b
+        ref.alphas = 1.0 - ref.betas; ref.alphas_cumprod = torch.cumprod(ref.alphas, 0)
+        ref.one = ref.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
+    return ref
+
+def _dummy_model(shape, seed: int = 0):
+    "A fixed 'model' for scheduler checks: a seeded linear function of (x_t, t)."
+    g = torch.Generator().manual_seed(seed)
+    w, b = 0.8 + 0.1 * torch.rand(shape[1:], generator=g), torch.randn(shape[1:], generator=g)
+    return lambda x, t, T: w * x + 0.3 * b * math.cos(math.pi * int(t) / T)
+
+def compare_with_diffusers(config: SchedulerConfig, num_inference_steps, sampler: str = 'ddpm', eta: float = 0.0,
+                           shape=(2, 1, 4, 4), seed: int = 0, float64: bool = True) -> dict:
+    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences. `num_inference_steps`: an int or a list of timesteps (DDPM only)."
+    ours, ref = GaussianScheduler(config), diffusers_scheduler(config, sampler, float64_schedule=float64)
+    n = num_inference_steps
+    if isinstance(n, int): ours.set_timesteps(n, sampler, eta); ref.set_timesteps(n)
+    else: ours.set_timesteps(None, sampler, eta, timesteps=n); ref.set_timesteps(timesteps=list(n))   # diffusers: DDPM only
+    if ours.timesteps.tolist() != ref.timesteps.tolist(): raise AssertionError('timesteps differ from diffusers')
+    model, T, dt = _dummy_model(shape, seed), config.num_train_timesteps, (torch.float64 if float64 else torch.float32)
+    x = y = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dt)
+    g1, g2 = torch.Generator().manual_seed(seed + 2), torch.Generator().manual_seed(seed + 2)
+    err_prev = err_x0 = 0.0; ref_nan_steps, ours_finite = 0, True
+    def rel(a, b):   # NaN or inf anywhere counts as an infinite difference (max() would silently skip a NaN)
+        d = ((a - b).abs() / b.abs().clamp(min=1)).max().item()
+        return d if math.isfinite(d) else math.inf
+    for i, t in enumerate(ours.timesteps):
+        o = ours.step(model(x, t, T), t, x, generator=g1)
+        kw = dict(eta=eta) if sampler == 'ddim' else {}
+        if sampler == 'ddpm' and i == len(ours.timesteps) - 1 and int(t) > 0:   # diffusers adds noise at a final t > 0
+            g_copy = torch.Generator(); g_copy.set_state(g2.get_state())
+            o.prev_sample = o.prev_sample + ref._get_variance(int(t)).to(dt) ** 0.5 * torch.randn(shape, generator=g_copy, dtype=dt)
+        r = ref.step(model(y, t, T), t, y, generator=g2, **kw)
+        ours_finite &= bool(o.prev_sample.isfinite().all())
+        err_x0 = max(err_x0, rel(o.pred_x0, r.pred_original_sample))
+        if r.prev_sample.isfinite().all(): err_prev = max(err_prev, rel(o.prev_sample, r.prev_sample)); y = r.prev_sample
+        else: ref_nan_steps += 1; y = o.prev_sample      # diffusers gave NaN: note it, continue both from our sample
+        x = o.prev_sample
+    return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
+
 # %% ../nbs/10_ddpm_forward.ipynb #h16x002
 _BETA_SCHEDULES = {'linear': 'linear', 'squaredcos_cap_v2': 'cosine', 'cosine': 'cosine', 'sqrt': 'sqrt'}
 _NEUTRAL = {'trained_betas': None, 'steps_offset': 0, 'set_alpha_to_one': True, 'thresholding': False,   # value that changes nothing
@@ -485,59 +541,3 @@ def diffusion_loss(model, scheduler, x0: torch.Tensor, cond=None, generator=None
     if pred.shape != target.shape: raise ValueError(f'model output {tuple(pred.shape)} does not match the target {tuple(target.shape)}')
     per_sample = (pred.float() - target.float()).pow(2).reshape(B, -1).mean(1)
     return per_sample.mean() if reduction == 'mean' else per_sample
-
-# %% ../nbs/10_ddpm_forward.ipynb #c040
-def diffusers_scheduler(config: SchedulerConfig, sampler: str = 'ddpm', float64_schedule: bool = False):
-    "diffusers' DDPMScheduler / DDIMScheduler with the settings of `config`; optionally with its schedule tensors in float64."
-    from diffusers import DDPMScheduler, DDIMScheduler
-    from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr as rescale
-    _choice('sampler', sampler, SAMPLERS)
-    c = config
-    kw = dict(num_train_timesteps=c.num_train_timesteps, beta_start=c.beta_start, beta_end=c.beta_end,
-              prediction_type=c.prediction_type, clip_sample=c.clip_sample, clip_sample_range=c.clip_sample_range,
-              timestep_spacing=c.timestep_spacing, rescale_betas_zero_snr=c.rescale_betas_zero_snr, steps_offset=0)
-    if c.beta_schedule == 'linear': kw['beta_schedule'] = 'linear'
-    elif c.beta_schedule == 'cosine': kw['beta_schedule'] = 'squaredcos_cap_v2'
-    else: kw['trained_betas'] = make_betas('sqrt', c.num_train_timesteps).numpy()
-    ref = DDPMScheduler(variance_type=c.variance_type, **kw) if sampler == 'ddpm' else DDIMScheduler(set_alpha_to_one=True, **kw)
-    if float64_schedule:   # same algorithm, schedule arithmetic in float64 (diffusers' own rescaling, applied to float64 betas)
-        b = make_betas(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)
-        ref.betas = rescale(b) if c.rescale_betas_zero_snr else b
-        ref.alphas = 1.0 - ref.betas; ref.alphas_cumprod = torch.cumprod(ref.alphas, 0)
-        ref.one = ref.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
-    return ref
-
-def _dummy_model(shape, seed: int = 0):
-    "A fixed 'model' for scheduler checks: a seeded linear function of (x_t, t)."
-    g = torch.Generator().manual_seed(seed)
-    w, b = 0.8 + 0.1 * torch.rand(shape[1:], generator=g), torch.randn(shape[1:], generator=g)
-    return lambda x, t, T: w * x + 0.3 * b * math.cos(math.pi * int(t) / T)
-
-def compare_with_diffusers(config: SchedulerConfig, num_inference_steps, sampler: str = 'ddpm', eta: float = 0.0,
-                           shape=(2, 1, 4, 4), seed: int = 0, float64: bool = True) -> dict:
-    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences. `num_inference_steps`: an int or a list of timesteps (DDPM only)."
-    ours, ref = GaussianScheduler(config), diffusers_scheduler(config, sampler, float64_schedule=float64)
-    n = num_inference_steps
-    if isinstance(n, int): ours.set_timesteps(n, sampler, eta); ref.set_timesteps(n)
-    else: ours.set_timesteps(None, sampler, eta, timesteps=n); ref.set_timesteps(timesteps=list(n))   # diffusers: DDPM only
-    if ours.timesteps.tolist() != ref.timesteps.tolist(): raise AssertionError('timesteps differ from diffusers')
-    model, T, dt = _dummy_model(shape, seed), config.num_train_timesteps, (torch.float64 if float64 else torch.float32)
-    x = y = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dt)
-    g1, g2 = torch.Generator().manual_seed(seed + 2), torch.Generator().manual_seed(seed + 2)
-    err_prev = err_x0 = 0.0; ref_nan_steps, ours_finite = 0, True
-    def rel(a, b):   # NaN or inf anywhere counts as an infinite difference (max() would silently skip a NaN)
-        d = ((a - b).abs() / b.abs().clamp(min=1)).max().item()
-        return d if math.isfinite(d) else math.inf
-    for i, t in enumerate(ours.timesteps):
-        o = ours.step(model(x, t, T), t, x, generator=g1)
-        kw = dict(eta=eta) if sampler == 'ddim' else {}
-        if sampler == 'ddpm' and i == len(ours.timesteps) - 1 and int(t) > 0:   # diffusers adds noise at a final t > 0
-            g_copy = torch.Generator(); g_copy.set_state(g2.get_state())
-            o.prev_sample = o.prev_sample + ref._get_variance(int(t)).to(dt) ** 0.5 * torch.randn(shape, generator=g_copy, dtype=dt)
-        r = ref.step(model(y, t, T), t, y, generator=g2, **kw)
-        ours_finite &= bool(o.prev_sample.isfinite().all())
-        err_x0 = max(err_x0, rel(o.pred_x0, r.pred_original_sample))
-        if r.prev_sample.isfinite().all(): err_prev = max(err_prev, rel(o.prev_sample, r.prev_sample)); y = r.prev_sample
-        else: ref_nan_steps += 1; y = o.prev_sample      # diffusers gave NaN: note it, continue both from our sample
-        x = o.prev_sample
-    return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
