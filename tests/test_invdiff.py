@@ -66,8 +66,11 @@ def test_loss_matrix_deterministic_and_paired():
     # the unconditional pass equals the conditional pass with all-null labels (same noise)
     assert torch.allclose(Lu, loss_matrix(base, s, x, torch.full_like(y, 2), ts, seed=1, batch_size=4))
     assert group_signal(L, Lu).shape == (6,)
-    # the batch size is a speed setting: batch sizes 1, 4, 6 (= N) give the same matrix (up to float rounding in the convolutions)
-    for b in (1, 6): torch.testing.assert_close(L, loss_matrix(base, s, x, y, ts, seed=1, batch_size=b), atol=1e-5, rtol=1e-5)
+    # the batch size is a speed setting: batch sizes 1, 7 and N give the same matrix (up to float rounding in the convolutions)
+    x10, y10 = torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(10) % 2
+    L10 = loss_matrix(base, s, x10, y10, ts, seed=1, batch_size=1)
+    for b in (7, 10): torch.testing.assert_close(L10, loss_matrix(base, s, x10, y10, ts, seed=1, batch_size=b), atol=1e-5, rtol=1e-5)
+    assert torch.equal(L10[:6], loss_matrix(base, s, x10[:6], y10[:6], ts, seed=1, batch_size=1))   # a sample's noise is its own
     assert not torch.equal(L, loss_matrix(base, s, x, y, ts, seed=2, batch_size=4))            # but the seed matters
     class _NoNull(nn.Module):
         def forward(self, x_t, t, cond=None): return x_t
