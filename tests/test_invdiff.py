@@ -92,7 +92,8 @@ def test_group_inference_recovers_planted_minority():
     off = GroupInferenceConfig.official(num_groups=2, steps=200, seed=0)
     gi = infer_groups(s, off)
     assert torch.equal(gi.W, infer_groups(s, off).W)
-    assert 0 <= group_nmi(gi.W, grp) <= 1
+    assert group_nmi(torch.eye(4)[grp], grp) == pytest.approx(1.0) and group_nmi(torch.ones(len(grp), 1), grp) == 0.0
+    assert group_nmi(gi.W, grp) > group_nmi(torch.eye(2)[torch.randint(0, 2, (len(grp),), generator=torch.Generator().manual_seed(0))], grp)
     assert topk_share(s, mino) > 0.8                      # the planted signal itself separates the minority
 
 
@@ -115,7 +116,7 @@ def test_exact_solver_isolates_planted_minority_and_beats_adam():
     assert ex.history[-1] >= ad.history[-1] - 1e-6
     r = minority_stats(ex.W, mino)
     assert r.recall >= 0.9 and r.precision >= 0.9, r
-    assert minority_stats(ad.W, mino).recall == 0                  # the local Adam solution mixes the minority into big groups
+    assert r.recall > minority_stats(ad.W, mino).recall + 0.5       # the local Adam solution mixes the minority into big groups
     # two pure minority groups count as recovered
     W2 = torch.eye(3)[torch.tensor([0, 0, 0, 0, 1, 2])]; m2 = torch.tensor([0, 0, 0, 0, 1, 1]).bool()
     assert minority_stats(W2, m2) == GroupRecovery(1.0, 1.0) and top_group_stats(W2, torch.tensor([0., 1, 2]), m2) == GroupRecovery(0.5, 1.0)
