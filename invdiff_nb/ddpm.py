@@ -107,7 +107,7 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, alphas_cumprod: torch.Te
 PREDICTION_TYPES = ('epsilon', 'sample', 'v_prediction')
 VARIANCE_TYPES = ('fixed_small', 'fixed_large')
 TIMESTEP_SPACINGS = ('leading', 'trailing')
-SAMPLERS = ('ddpm', 'ddim')
+SAMPLERS = ('ddpm', 'ddim', 'dpmpp_2m')   # DPM-Solver++(2M) is derived in 13_sampling
 
 @dataclass
 class SchedulerConfig(Config):
@@ -299,17 +299,18 @@ def custom_timesteps(num_train_timesteps: int, timesteps) -> torch.Tensor:
     return torch.tensor(ts, dtype=torch.long)
 
 def _set_timesteps(self, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
-    "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm' or 'ddim', noise scale eta)."
+    "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm', 'ddim' with noise scale eta, or 'dpmpp_2m')."
     _choice('sampler', sampler, SAMPLERS)
     eta = float(eta)
     if not 0.0 <= eta <= 1.0: raise ValueError(f'eta must be in [0, 1], got {eta}')
-    if sampler == 'ddpm' and eta != 0.0: raise ValueError("eta is a DDIM parameter: use sampler='ddim' or eta=0")
+    if sampler != 'ddim' and eta != 0.0: raise ValueError(f"eta is a DDIM parameter ({sampler!r} has no noise scale): use sampler='ddim' or eta=0")
     if (num_inference_steps is None) == (timesteps is None):
         raise ValueError('give the number of steps num_inference_steps or your own list timesteps (exactly one of them)')
     if timesteps is not None: ts = custom_timesteps(self.num_train_timesteps, timesteps)
     else: ts = spaced_timesteps(self.num_train_timesteps, num_inference_steps, self.config.timestep_spacing)
     self._use_timesteps(ts.to(device) if device is not None else ts)
     self.num_inference_steps, self.sampler, self.eta = len(ts), sampler, eta
+    self._x0_history = None                                # (x0_hat, t) of the last step: the multistep sampler's memory
     return self
 
 def _previous_timestep(self, t: int) -> int:
@@ -321,7 +322,7 @@ def _previous_timestep(self, t: int) -> int:
     return self._prev[t]
 
 def _step(self, model_output: torch.Tensor, t, x_t: torch.Tensor, generator: torch.Generator | None = None) -> StepOutput:
-    "One reverse step from t to the previous listed timestep: DDPM ancestral or DDIM, per `set_timesteps`."
+    "One reverse step from t to the previous listed timestep: DDPM ancestral, DDIM or DPM-Solver++(2M), per `set_timesteps`."
     if isinstance(t, torch.Tensor):
         if t.numel() != 1 and not (t == t.flatten()[0]).all(): raise ValueError('step takes one timestep for the whole batch')
         t = t.flatten()[0]
@@ -333,6 +334,12 @@ def _step(self, model_output: torch.Tensor, t, x_t: torch.Tensor, generator: tor
     if self.sampler == 'ddpm':
         x_prev = ddpm_step_mean(x0_hat, x_t, abar_t, abar_prev)
         if prev >= 0: x_prev = x_prev + ddpm_step_variance(abar_t, abar_prev, self.config.variance_type) ** 0.5 * _randn_like(x_t, generator)
+    elif self.sampler == 'dpmpp_2m':                      # DPM-Solver++(2M): the x0 of the step that landed on t, if any
+        from invdiff_nb.sampling import dpmpp_2m_update
+        h = getattr(self, '_x0_history', None)
+        before = h if h is not None and self._prev.get(h[1]) == t and h[0].shape == x0_hat.shape else None
+        x_prev = dpmpp_2m_update(x_t, x0_hat, None if before is None else before[0], abar_t, abar_prev, None if before is None else self._abar(before[1]))
+        self._x0_history = (x0_hat, t)
     else:
         sigma = ddim_sigma(abar_t, abar_prev, self.eta)
         x_prev = ddim_step_mean(x0_hat, eps_hat, abar_prev, sigma)
