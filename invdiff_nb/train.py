@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, dataclasses, functools, hashlib, json, math, numbers, os, time, types, warnings
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -17,7 +18,8 @@ from .core import (Config, CheckpointError, derive_seed, get_device, load_checkp
                              save_checkpoint)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'run_fingerprint', 'shard_batch', 'fit']
+__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'run_fingerprint', 'shard_batch', 'check_shardable',
+           'ShardedModel', 'fit']
 
 # %% ../nbs/11_train.ipynb #c006
 def _check_number(name: str, v, lo: float, lo_ok: bool = True, hi: float = math.inf, hi_ok: bool = False, integer: bool = False):
@@ -43,6 +45,7 @@ class TrainConfig(Config):
     compile: bool = False               # torch.compile the model (eager if compilation fails at the first step)
     ckpt_every: int = 0                 # checkpoint every N steps (0 = only at the end); needs ckpt_path
     log_every: int = 50                 # progress-bar refresh / finite-loss check interval
+    shards: int = 1                     # CPU: each batch as this many slices in parallel threads, one core each (ShardedModel); 1 = off
     seed: int = 0                       # seeds the data/noise generator and the run's own global RNG (dropout)
 
     def __post_init__(self):
@@ -55,7 +58,7 @@ class TrainConfig(Config):
         if self.grad_clip is not None: _check_number('grad_clip (None turns clipping off)', self.grad_clip, 0, lo_ok=False)
         if self.ema_decay is not None: _check_number('ema_decay (None turns the EMA off)', self.ema_decay, 0, lo_ok=False, hi=1)
         _check_number('ckpt_every', self.ckpt_every, 0, integer=True); _check_number('log_every', self.log_every, 1, integer=True)
-        _check_number('seed', self.seed, 0, integer=True)
+        _check_number('seed', self.seed, 0, integer=True); _check_number('shards', self.shards, 1, integer=True)
 
 @dataclass
 class TrainResult:
@@ -178,6 +181,98 @@ def shard_batch(batch, rank: int, world: int):
     if isinstance(batch, dict): return {k: shard_batch(v, rank, world) for k, v in batch.items()}
     return batch
 
+# %% ../nbs/11_train.ipynb #c016b
+def _flat(out) -> list: return [out] if isinstance(out, torch.Tensor) else list(out)
+
+def _cat(outs: list, detach: bool = False):
+    "The slices' outputs (tensors, or tuples of tensors) concatenated along dim 0."
+    if isinstance(outs[0], torch.Tensor): out = torch.cat(outs); return out.detach() if detach else out
+    return type(outs[0])(torch.cat(o).detach() if detach else torch.cat(o) for o in zip(*outs))
+
+def _sum(gs: list):
+    "Sum in list order (deterministic); None if every entry is None."
+    gs = [g for g in gs if g is not None]
+    return functools.reduce(torch.add, gs) if gs else None
+
+def _thread_pool(n: int) -> ThreadPoolExecutor:
+    "n worker threads, each running torch ops on one core (the caller's thread count is unchanged)."
+    prev = torch.get_num_threads()
+    pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix='fit-shard')
+    list(pool.map(time.sleep, [0.01] * n))                 # start them now
+    torch.set_num_threads(prev)
+    return pool
+
+def check_shardable(model: nn.Module):
+    "Raise a ValueError if `model` draws random numbers or batch statistics in training (dropout, batch norm): it cannot be sharded over threads."
+    bad = [f'{n} ({type(m).__name__})' for n, m in model.named_modules()
+           if (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) or isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if bad: raise ValueError(f'shards > 1 needs a model without dropout or batch norm in training, but it has {bad[:3]}: '
+                             'their random draws and batch statistics would depend on the threads. Use shards=1')
+
+# %% ../nbs/11_train.ipynb #c016c
+class ShardedModel(nn.Module):
+    "Calls `model` on `n` slices of the batch at once, forward and backward, one CPU thread each; returns the whole batch's output."
+    def __init__(self, model: nn.Module, params: Iterable[nn.Parameter], n: int, pool: ThreadPoolExecutor):
+        super().__init__()
+        self.model, self.n, self.pool, self.params = model, n, pool, [p for p in params if p.requires_grad]
+    def forward(self, *args, **kwargs):
+        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            raise TypeError('a sharded model takes its tensors as positional arguments, e.g. model(x_t, t, cond)')
+        pos = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        B = args[pos[0]].shape[0] if pos else 0
+        if B < self.n: return self.model(*args, **kwargs)
+        call = lambda *ts: self.model(*_fill(args, pos, ts), **kwargs)      # non-tensor arguments (e.g. cond=None) stay in place
+        if not torch.is_grad_enabled():                                      # e.g. a gradient-free first pass inside the loss
+            def run(i):
+                with torch.no_grad(): return call(*[t.chunk(self.n)[i] if t.ndim and t.shape[0] == B else t for t in (args[j] for j in pos)])
+            return _cat(list(self.pool.map(run, range(self.n))))
+        return _ShardedCall.apply(_Bound(call, self), {}, *[args[j] for j in pos], *self.params)
+    def __getattr__(self, name):                                             # model.null_class etc. read through
+        try: return super().__getattr__(name)
+        except AttributeError: return getattr(self._modules['model'], name)
+
+def _fill(args, pos, ts):
+    it = iter(ts); return [next(it) if i in pos else a for i, a in enumerate(args)]
+
+@dataclass
+class _Bound:
+    model: Callable          # the call with the non-tensor arguments bound
+    sm: ShardedModel
+    def __getattr__(self, name): return getattr(self.sm, name)
+
+# %% ../nbs/11_train.ipynb #c016d
+class _ShardedCall(torch.autograd.Function):
+    "The model on n slices of the batch: each slice's forward and backward in its own thread; gradients summed in slice order."
+    @staticmethod
+    def forward(ctx, sm, kwargs, *tensors):
+        xs = tensors[:len(tensors) - len(sm.params)]
+        B, n = xs[0].shape[0], sm.n
+        ctx.sliced, ctx.sm, ctx.req = [x.ndim > 0 and x.shape[0] == B for x in xs], sm, [x.requires_grad for x in xs]
+        def run(i):
+            with torch.enable_grad():
+                args = [(x.chunk(n)[i] if s else x).detach().requires_grad_(x.requires_grad) for x, s in zip(xs, ctx.sliced)]
+                return args, sm.model(*args, **kwargs)
+        ctx.res = list(sm.pool.map(run, range(n)))
+        return _cat([r[1] for r in ctx.res], detach=True)
+
+    @staticmethod
+    def backward(ctx, *g_out):
+        sm, res = ctx.sm, ctx.res
+        rows = [[o.shape[0] for o in _flat(r[1])] for r in res]
+        def run(i):
+            args, out = res[i]
+            pairs = [(o, g.split([r[k] for r in rows])[i]) for k, (o, g) in enumerate(zip(_flat(out), g_out)) if g is not None and o.requires_grad]
+            need = [a for a in args if a.requires_grad] + sm.params
+            if not pairs: return [None] * len(need)
+            return list(torch.autograd.grad([o for o, _ in pairs], need, [g for _, g in pairs], allow_unused=True))
+        per, ctx.res = list(sm.pool.map(run, range(sm.n))), None
+        g_x, k = [], 0
+        for req, s in zip(ctx.req, ctx.sliced):                 # inputs: a sliced one gets its slices' gradients back in order
+            if not req: g_x.append(None); continue
+            gs = [p[k] for p in per]; k += 1
+            g_x.append(torch.cat(gs) if s and all(g is not None for g in gs) else _sum(gs))
+        return (None, None, *g_x, *[_sum([p[k + j] for p in per]) for j in range(len(sm.params))])
+
 # %% ../nbs/11_train.ipynb #c017
 def _optimizer(params: list, cfg: TrainConfig, device: torch.device):
     "AdamW: the fused kernel (one call for all parameters, and it skips a step flagged on the device) where torch has one, else foreach."
@@ -237,6 +332,8 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
     guard = _FiniteGuard(device)
     if fused: opt.found_inf = guard.skip                                            # the fused kernel skips flagged steps itself
     eager, opt_ = (accelerator.prepare(model, opt) if accelerator is not None else (model, opt))
+    pool = _thread_pool(cfg.shards) if cfg.shards > 1 else None
+    if pool is not None: eager = ShardedModel(model, params, cfg.shards, pool)
     net = torch.compile(eager) if cfg.compile else eager
     use_bf16 = cfg.bf16 and device.type == 'cuda'
     pending, t0 = [], time.time()
@@ -258,19 +355,22 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
         if progress: bar.set_postfix(loss=f'{vals[-1]:.4f}')
     def save(step):
         if ckpt_path is not None and rank == 0: _save(ckpt_path, model, opt, ema, gen, losses, step, cfg, fp)
-    for step in bar:
-        for g_ in opt.param_groups: g_['lr'] = lr_at(step, cfg)
-        batch = shard_batch(get_batch(step, gen), rank, world)
-        if net is not eager and step == start: loss, net = _first_compiled_step(net, eager, forward_backward, batch, loss_gen)
-        else: loss = forward_backward(net, batch)
-        guard.update(step, loss, _grad_norm(params, cfg.grad_clip))
-        if fused: opt_.step()
-        elif not bool(guard.skip): opt_.step()                                     # host sync only without a fused kernel
-        if ema is not None: ema_update(ema, model, cfg.ema_decay, skip=guard.skip)
-        pending.append(loss.detach().float())
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
-        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
+    try:
+        for step in bar:
+            for g_ in opt.param_groups: g_['lr'] = lr_at(step, cfg)
+            batch = shard_batch(get_batch(step, gen), rank, world)
+            if net is not eager and step == start: loss, net = _first_compiled_step(net, eager, forward_backward, batch, loss_gen)
+            else: loss = forward_backward(net, batch)
+            guard.update(step, loss, _grad_norm(params, cfg.grad_clip))
+            if fused: opt_.step()
+            elif not bool(guard.skip): opt_.step()                                 # host sync only without a fused kernel
+            if ema is not None: ema_update(ema, model, cfg.ema_decay, skip=guard.skip)
+            pending.append(loss.detach().float())
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
+            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
+    finally:
+        if pool is not None: pool.shutdown()
     flush(cfg.steps); bar.close(); save(max(start, cfg.steps))
     return TrainResult(model=model, ema=ema, losses=losses, step=max(start, cfg.steps), seconds=time.time() - t0)
 
@@ -285,6 +385,12 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
     model.to(device)
     params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
     if not params: raise ValueError('fit: the model has no trainable parameters (all requires_grad=False): nothing to train')
+    if cfg.shards > 1:
+        if device.type != 'cpu' or accelerator is not None:
+            raise ValueError(f'shards={cfg.shards} splits a batch over the threads of one CPU process; on {device.type}'
+                             f'{" with accelerate" if accelerator is not None else ""} use shards=1')
+        if cfg.compile: raise ValueError('shards > 1 and compile=True do not combine: choose one of them')
+        check_shardable(model)
     with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [], device_type=device.type):
         try:
             fp = run_fingerprint(cfg, model, loss_fn, get_batch, params, device, run_config) if ckpt_path is not None else None

@@ -180,3 +180,38 @@ def test_train_config_rejects(kw, msg):
 def test_bad_inputs():
     with pytest.raises(ValueError, match='no trainable'): fit(net().requires_grad_(False), mse, get_batch, TrainConfig(steps=1), progress=False)
     with pytest.raises(ValueError, match='divisible'): shard_batch(torch.zeros(3), 0, 2)
+
+
+def conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.SiLU(), nn.Conv2d(8, 1, 3, padding=1))
+
+
+IMG = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+def img_batch(step, g): return (IMG[torch.randint(0, len(IMG), (16,), generator=g)],)
+def denoise(m, b, g):
+    noise = torch.randn(b[0].shape, generator=g)
+    return (m(b[0] + noise) - b[0]).pow(2).mean()
+
+
+def test_shards_train_like_one_thread_and_deterministically(tmp_path):
+    cfg = TrainConfig(steps=12, lr=1e-2, ema_decay=0.9, log_every=4, ckpt_every=4)
+    one = fit(conv_net(), denoise, img_batch, cfg, progress=False)
+    two = fit(conv_net(), denoise, img_batch, cfg.replace(shards=2), progress=False)
+    again = fit(conv_net(), denoise, img_batch, cfg.replace(shards=2), progress=False)
+    assert same_weights(two.model, again.model) and two.losses == again.losses                  # deterministic
+    for k, v in one.model.state_dict().items(): assert torch.allclose(v, two.model.state_dict()[k], atol=1e-5), k   # same run up to rounding
+    assert max(abs(a - b) for a, b in zip(one.losses, two.losses)) < 1e-5
+    def crashing(step, g):
+        if step == 9: raise KeyboardInterrupt
+        return img_batch(step, g)
+    ck = tmp_path / 'ck.safetensors'
+    with pytest.raises(KeyboardInterrupt): fit(conv_net(), denoise, crashing, cfg.replace(shards=2), ckpt_path=ck, progress=False)
+    res = fit(conv_net(), denoise, img_batch, cfg.replace(shards=2), ckpt_path=ck, progress=False)
+    assert same_weights(res.model, two.model) and res.losses == two.losses                       # resumes bit for bit
+
+
+def test_shards_refuse_what_they_cannot_run():
+    with pytest.raises(ValueError, match='dropout or batch norm'): fit(net(), mse, get_batch, TrainConfig(steps=1, shards=2), progress=False)
+    with pytest.raises(ValueError, match='do not combine'): fit(conv_net(), denoise, img_batch, TrainConfig(steps=1, shards=2, compile=True), progress=False)
+    with pytest.raises(ValueError, match='shards'): TrainConfig(shards=0)
