@@ -78,16 +78,21 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
     return cfg.lr * warm
 
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float, skip: torch.Tensor | None = None):
-    "In place: ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call; buffers copied. `skip` (0-d, 1 = skip) leaves ema as it is, without a host sync."
+def _ema_pairs(ema: nn.Module, model: nn.Module) -> tuple[list, list, list, list]:
+    "The parameter and buffer lists of the EMA and of the model, in the same order (collected once per run)."
     pe, pm = list(ema.parameters()), [p.detach() for p in model.parameters()]
     be, bm = list(ema.buffers()), list(model.buffers())
     if len(pe) != len(pm) or len(be) != len(bm): raise ValueError('ema and model have different parameters: the EMA must be a copy of the model')
-    if not pe: return
-    if skip is None: torch._foreach_lerp_(pe, pm, 1 - decay)
-    else: torch._foreach_lerp_(pe, pm, [(1 - skip) * (1 - decay)] * len(pe))
+    return pe, pm, be, bm
+
+@torch.no_grad()
+def _ema_step(pe, pm, be, bm, decay: float, skip: torch.Tensor | None = None):
+    if pe: torch._foreach_lerp_(pe, pm, 1 - decay) if skip is None else torch._foreach_lerp_(pe, pm, [(1 - skip) * (1 - decay)] * len(pe))
     for b, m in zip(be, bm): b.copy_(m if skip is None else torch.where(skip.bool(), b, m))
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, skip: torch.Tensor | None = None):
+    "In place: ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call; buffers copied. `skip` (0-d, 1 = skip) leaves ema as it is, without a host sync."
+    _ema_step(*_ema_pairs(ema, model), decay, skip)
 
 # %% ../nbs/11_train.ipynb #c012
 def _rng_state(gen: torch.Generator) -> dict:
@@ -329,6 +334,7 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
             if 'ema' not in ck.state: raise CheckpointError(f'{ckpt_path} has no EMA weights but cfg.ema_decay is set')
             ema.load_state_dict(ck.state['ema'])
         _set_rng_state(gen, ck.state['rng']); losses = ck.state['losses'].tolist(); start = ck.step
+    pairs = _ema_pairs(ema, model) if ema is not None else None             # collected once: walking the module tree costs ~1 ms
     guard = _FiniteGuard(device)
     if fused: opt.found_inf = guard.skip                                            # the fused kernel skips flagged steps itself
     eager, opt_ = (accelerator.prepare(model, opt) if accelerator is not None else (model, opt))
@@ -364,7 +370,7 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
             guard.update(step, loss, _grad_norm(params, cfg.grad_clip))
             if fused: opt_.step()
             elif not bool(guard.skip): opt_.step()                                 # host sync only without a fused kernel
-            if ema is not None: ema_update(ema, model, cfg.ema_decay, skip=guard.skip)
+            if ema is not None: _ema_step(*pairs, cfg.ema_decay, skip=guard.skip)
             pending.append(loss.detach().float())
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
