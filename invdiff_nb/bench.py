@@ -419,7 +419,7 @@ def gpu_check(dry_run: bool = False, invdiff_profile: str | None = None, reports
         plan.append((inv, 'smoke' if dry_run else invdiff_profile))
     elif invdiff_profile: log(f'[gpu-check] {inv} has no profile {invdiff_profile!r} yet: skipped')
     run_dir = Path(out or root / 'runs') / ('gpu-check-dry-run' if dry_run else 'gpu-check')
-    dest = Path(reports or root / 'reports') / 'gpu'
+    dest = Path(reports) / 'gpu' if reports else (run_dir / 'published' / 'gpu' if dry_run else root / 'reports' / 'gpu')   # a dry run never overwrites reports/gpu
     old = os.environ.get('INVDIFF_DEVICE')
     if dry_run: os.environ['INVDIFF_DEVICE'] = 'cpu'                      # the notebooks' get_device() reads it
     t0, runs, parts = time.time(), [], {}
@@ -452,7 +452,7 @@ def main(argv=None) -> int:
     ap.add_argument('--gpu-check', action='store_true', help='run the one-call GPU check (bench + 15, optionally 51) and write reports/gpu/')
     ap.add_argument('--dry-run', action='store_true', help='with --gpu-check: the same code on the CPU under the smoke profile')
     ap.add_argument('--invdiff-profile', help='with --gpu-check: also run 51_invdiff_waterbirds under this profile, if the notebook has it')
-    ap.add_argument('--reports', help='with --gpu-check: the folder that receives gpu/ (default: reports/ of this checkout)')
+    ap.add_argument('--reports', help='with --gpu-check: the folder that receives gpu/ (default: reports/ of this checkout; a dry run: under --runs)')
     ap.add_argument('--runs', help='with --gpu-check: the folder for the executed notebooks (default: runs/ of this checkout)')
     a = ap.parse_args(argv)
     if a.gpu_check:
