@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_bench.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, ctypes, functools, json, math, os, platform, statistics, sys, threading, time
+import argparse, contextlib, ctypes, functools, json, math, os, platform, statistics, sys, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,9 +17,9 @@ from .core import Config, get_device, make_generator, atomic_write_text, lookup_
 
 # %% auto #0
 __all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'BenchConfig', 'build_unet',
-           'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'plain_diffusers_step', 'plain_diffusers_runner',
-           'our_fit_runner', 'op_group', 'step_profile', 'profile_table', 'measure_levers', 'lever_table',
-           'time_sampling', 'run_bench', 'gpu_check', 'main']
+           'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'host_syncs', 'plain_diffusers_step',
+           'plain_diffusers_runner', 'our_fit_runner', 'op_group', 'step_profile', 'profile_table', 'measure_levers',
+           'lever_table', 'time_sampling', 'run_bench', 'gpu_check', 'main']
 
 # %% ../nbs/60_bench.ipynb #c006
 DIFFUSERS_UNET_PRESETS = {
@@ -146,6 +146,15 @@ def synthetic_data(cfg: BenchConfig, device, n: int = 2048):
     x = torch.rand(n, p['in_channels'], p['sample_size'], p['sample_size'], generator=g) * 2 - 1
     y = torch.randint(0, p['num_class_embeds'], (n,), generator=g)
     return x.to(device), y.to(device)
+
+def host_syncs(fn: Callable[[], object], device) -> int | None:
+    "How many times `fn()` makes the host wait for the GPU (torch's CUDA sync debug mode counts them); None on other devices."
+    if torch.device(device).type != 'cuda': return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always'); torch.cuda.set_sync_debug_mode('warn')
+        try: fn()
+        finally: torch.cuda.set_sync_debug_mode('default')
+    return sum('synchroniz' in str(w.message).lower() for w in caught)
 
 def _seconds(fn: Callable[[], object], device) -> float:
     "Wall seconds of one call of `fn`, the device synchronised before and after."
@@ -379,6 +388,10 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
         sp, so = statistics.median(tp), statistics.median(to)
         log(f'[bench] plain diffusers fp32 eager: {cfg.batch_size / sp:.1f} img/s; our fit: {cfg.batch_size / so:.1f} img/s '
             f'(blocks: {[round(t * 1e3) for t in tp]} vs {[round(t * 1e3) for t in to]} ms per step)')
+        k = max(2, cfg.train_steps // 2)                                      # host syncs per step (CUDA): the setup of a fit call cancels out
+        h_ours = host_syncs(lambda: ours(2 * k), dev)
+        syncs = {'plain_host_syncs_per_step': None if h_ours is None else host_syncs(lambda: plain(k), dev) / k,
+                 'ours_host_syncs_per_step': None if h_ours is None else (h_ours - host_syncs(lambda: ours(k), dev)) / k}
         prof = {}
         if cfg.profile_steps:
             prof = {'plain': step_profile(plain, dev, cfg.profile_steps), 'ours': step_profile(ours, dev, cfg.profile_steps)}
@@ -392,7 +405,7 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
            'plain_img_per_s': cfg.batch_size / sp, 'plain_sec_per_step': sp, 'plain_peak_mem_mb': m_plain.mb,
            'ours_img_per_s': cfg.batch_size / so, 'ours_sec_per_step': so, 'ours_peak_mem_mb': m_ours.mb,
            'speedup': sp / so, 'plain_tflops': flops / sp / 1e12, 'ours_tflops': flops / so / 1e12,
-           'plain_block_sec_per_step': tp, 'ours_block_sec_per_step': to,
+           'plain_block_sec_per_step': tp, 'ours_block_sec_per_step': to, **syncs,
            **{f'{path}_ms_{slug(g)}': v * 1e3 for path, d in prof.items() for g, v in d.items()},
            **{f'lever_{r["lever"]}_gain': r['gain'] for r in levers},
            **{f'lever_{r["lever"]}_{k}_ms': r[f'{k}_s'] * 1e3 for r in levers for k in ('without', 'with')},
