@@ -16,10 +16,10 @@ from torch import nn
 from .core import Config, get_device, make_generator, atomic_write_text, lookup_profile
 
 # %% auto #0
-__all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'BenchConfig', 'build_unet',
-           'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'host_syncs', 'plain_diffusers_step',
-           'plain_diffusers_runner', 'our_fit_runner', 'op_group', 'step_profile', 'profile_table', 'measure_levers',
-           'lever_table', 'time_sampling', 'run_bench', 'gpu_check', 'main']
+__all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'GPU_CHECK_PLAN',
+           'BenchConfig', 'build_unet', 'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'host_syncs',
+           'plain_diffusers_step', 'plain_diffusers_runner', 'our_fit_runner', 'op_group', 'step_profile',
+           'profile_table', 'measure_levers', 'lever_table', 'time_sampling', 'run_bench', 'gpu_check', 'main']
 
 # %% ../nbs/60_bench.ipynb #c006
 DIFFUSERS_UNET_PRESETS = {
@@ -418,15 +418,20 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
 # %% ../nbs/60_bench.ipynb #c032
 GPU_CHECK_BUDGET_S = 540
 
-def gpu_check(dry_run: bool = False, invdiff_profile: str | None = None, reports=None, out=None, nbs=None, log=print) -> dict:
-    "Run the GPU check (bench + 15 under `gpu`, optionally 51 under `invdiff_profile`) and publish it to reports/gpu; `dry_run`: the same on the CPU under `smoke`."
+GPU_CHECK_PLAN = ('60_bench:gpu', '15_ddpm_digits:gpu')
+
+def gpu_check(dry_run: bool = False, invdiff_profile: str | None = None, reports=None, out=None, nbs=None, plan=GPU_CHECK_PLAN, log=print) -> dict:
+    "Run the GPU check (`plan`: notebook:profile pairs; optionally 51 under `invdiff_profile`) and publish it to reports/gpu; `dry_run`: the same on the CPU under `smoke`."
     from invdiff_nb.reproduce import find_nbs_dir, list_notebooks, run_notebook, collect_run, build_report, publish
     if not dry_run and not torch.cuda.is_available():
         raise RuntimeError('the GPU check needs a CUDA GPU; `--dry-run` runs the same code on the CPU under the smoke profile')
     nbs_dir = Path(nbs) if nbs else find_nbs_dir(); root = nbs_dir.resolve().parent
     books = {p.stem: p for p in list_notebooks(nbs_dir)}
     profile = 'smoke' if dry_run else 'gpu'
-    plan = [('60_bench', profile), ('15_ddpm_digits', profile)]
+    pairs = [p.split(':', 1) if ':' in p else (p, 'gpu') for p in plan]
+    unknown = [n for n, _ in pairs if n not in books]
+    if unknown: raise FileNotFoundError(f'no notebook(s) {unknown} in {nbs_dir}: the plan takes notebook:profile pairs, e.g. 60_bench:gpu')
+    plan = [(n, 'smoke' if dry_run else prof) for n, prof in pairs]
     inv = '51_invdiff_waterbirds'
     if invdiff_profile and inv in books and f"'{invdiff_profile}'" in books[inv].read_text(encoding='utf-8'):
         plan.append((inv, 'smoke' if dry_run else invdiff_profile))
@@ -467,9 +472,11 @@ def main(argv=None) -> int:
     ap.add_argument('--invdiff-profile', help='with --gpu-check: also run 51_invdiff_waterbirds under this profile, if the notebook has it')
     ap.add_argument('--reports', help='with --gpu-check: the folder that receives gpu/ (default: reports/ of this checkout; a dry run: under --runs)')
     ap.add_argument('--runs', help='with --gpu-check: the folder for the executed notebooks (default: runs/ of this checkout)')
+    ap.add_argument('--notebooks', nargs='+', default=list(GPU_CHECK_PLAN), metavar='NAME:PROFILE',
+                    help='with --gpu-check: what to run (default: ' + ' '.join(GPU_CHECK_PLAN) + ')')
     a = ap.parse_args(argv)
     if a.gpu_check:
-        try: s = gpu_check(a.dry_run, a.invdiff_profile, reports=a.reports, out=a.runs)
+        try: s = gpu_check(a.dry_run, a.invdiff_profile, reports=a.reports, out=a.runs, plan=a.notebooks)
         except (RuntimeError, FileNotFoundError) as e: print(f'error: {e}', file=sys.stderr); return 2
         return 0 if s['ok'] else 1
     try:
