@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import Config, get_device, make_generator, atomic_write_text, lookup_profile
+from .core import Config, get_device, make_generator, atomic_write_text, lookup_profile, preset, in_ipython
 
 # %% auto #0
 __all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'GPU_CHECK_PLAN',
@@ -481,13 +481,13 @@ def main(argv=None) -> int:
         return 0 if s['ok'] else 1
     try:
         dev = get_device(a.device)
-        cfg = lookup_profile(BENCH_PROFILES, a.profile or ('gpu' if dev.type == 'cuda' else 'cpu'))
         over = {k.replace('-', '_'): getattr(a, k.replace('-', '_')) for k in ('preset',) + ints}
-        cfg = cfg.replace(**{k: v for k, v in over.items() if v is not None}, **({'compile': False} if a.no_compile else {}))
+        cfg = preset(BENCH_PROFILES, a.profile or ('gpu' if dev.type == 'cuda' else 'cpu'), 'profile',
+                     **{k: v for k, v in over.items() if v is not None}, **({'compile': False} if a.no_compile else {}))
     except (KeyError, ValueError, RuntimeError) as e:
         print(f'error: {e.args[0] if e.args else e}', file=sys.stderr); return 2
     res = run_bench(cfg, dev)
     atomic_write_text(a.out, json.dumps(res, indent=2) + '\n'); print(f'[bench] wrote {a.out}')
     return 0
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())      # python -m invdiff_nb.bench (not a notebook kernel)
+if __name__ == '__main__' and not in_ipython(): sys.exit(main())

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
-from .core import Config, lookup_profile
+from .core import Config, Pretrained, preset
 
 # %% auto #0
 __all__ = ['UNET_PRESETS', 'as_timesteps', 'timestep_embedding', 'TimeEmbedding', 'ResBlock', 'SelfAttention', 'Downsample',
@@ -141,7 +142,7 @@ class UNetConfig(Config):
         return self
 
 # %% ../nbs/12_models.ipynb #c026
-class UNet(nn.Module):
+class UNet(Pretrained, nn.Module):
     "A small DDPM UNet: eps_theta(x_t, t, cond). See `UNetConfig`."
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -181,6 +182,7 @@ class UNet(nn.Module):
         return self.out(h)
 
 # %% ../nbs/12_models.ipynb #c028
+@patch
 def _check_input(self: UNet, x_t):
     c, f = self.config, 2 ** (len(self.config.channel_mults) - 1)
     if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4:
@@ -191,6 +193,7 @@ def _check_input(self: UNet, x_t):
         raise ValueError(f'x_t is {x_t.shape[2]}x{x_t.shape[3]}: height and width must be divisible by {f} '
                          f'({len(c.channel_mults)} levels); the model was built for {c.image_size}x{c.image_size}')
 
+@patch
 def _class_labels(self: UNet, cond, batch_size: int, device):
     K = self.config.num_classes
     if K is None:
@@ -206,14 +209,13 @@ def _class_labels(self: UNet, cond, batch_size: int, device):
         raise ValueError(f'class labels must lie in [0, {K}] ({K} classes, null class {K}), got [{cond.min().item()}, {cond.max().item()}]')
     return cond.long()
 
-def _embed(self: UNet, x_t, t, cond):
+@patch
+def embed(self: UNet, x_t, t, cond):
     "Checks the inputs; returns the time (+ class) embedding (B, 4*base_channels)."
     self._check_input(x_t)
     emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
     labels = self._class_labels(cond, x_t.shape[0], x_t.device)
     return emb if labels is None else emb + self.class_embed(labels)
-
-UNet._check_input, UNet._class_labels, UNet.embed = _check_input, _class_labels, _embed
 
 # %% ../nbs/12_models.ipynb #c029
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -230,7 +232,7 @@ UNET_PRESETS = {
 
 def unet_config(profile: str, **changes) -> UNetConfig:
     "The `UNetConfig` preset for `profile` ('smoke', 'cpu', 'gpu') with `changes` applied (e.g. num_classes=10)."
-    return lookup_profile(UNET_PRESETS, profile, 'UNet preset').replace(**changes).validate()
+    return preset(UNET_PRESETS, profile, 'UNet preset', **changes).validate()
 
 # %% ../nbs/12_models.ipynb #c037
 class DiffusersUNet(nn.Module):
@@ -253,7 +255,8 @@ class DiffusersUNet(nn.Module):
     def config(self): return self.unet.config
 
 # %% ../nbs/12_models.ipynb #c038
-def _diffusers_forward(self: DiffusersUNet, x_t, t, cond=None):
+@patch
+def forward(self: DiffusersUNet, x_t, t, cond=None):
     cfg = self.unet.config
     if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4: raise ValueError(f'x_t must be a (B, C, H, W) tensor, got {getattr(x_t, "shape", type(x_t).__name__)}')
     if x_t.shape[1] != cfg.in_channels: raise ValueError(f'x_t has {x_t.shape[1]} channels but the UNet has in_channels={cfg.in_channels}')
@@ -276,5 +279,3 @@ def _diffusers_forward(self: DiffusersUNet, x_t, t, cond=None):
     if cond.shape != (B,) or cond.min() < 0 or cond.max() >= self.num_class_embeds:
         raise ValueError(f'class labels must have shape ({B},) and lie in [0, {self.num_class_embeds - 1}], got {tuple(cond.shape)}')
     return self.unet(x_t, t, class_labels=cond).sample
-
-DiffusersUNet.forward = _diffusers_forward

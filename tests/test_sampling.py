@@ -8,8 +8,8 @@ from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
 
 from invdiff_nb.core import make_generator
 from invdiff_nb.models import UNet, UNetConfig
-from invdiff_nb.sampling import (sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, NoisyClassifier,
-                                 NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy, Trajectory)
+from invdiff_nb.sampling import sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, Trajectory
+from invdiff_nb.noisy_classifier import NoisyClassifier, NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy
 
 torch.set_num_threads(1)
 T = 50
@@ -259,10 +259,13 @@ def test_noisy_classifier_and_loss(make):
     x0, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.randint(0, 5, (6,))
     assert clf(x0, torch.arange(6)).shape == (6, 5)
     loss = noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0))
-    assert loss.ndim == 0 and loss.item() > 0
-    torch.testing.assert_close(loss, noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0)))
+    g = make_generator(0)                                          # the same draws by hand: t, then the noise
+    t = torch.randint(0, T, (6,), generator=g); noise = torch.randn(x0.shape, generator=g)
+    assert loss.ndim == 0
+    torch.testing.assert_close(loss, F.cross_entropy(clf(sch.add_noise(x0, noise, t), t), y))
     acc = noisy_accuracy(clf, sch, x0, y, 0, make_generator(0))
-    assert 0 <= acc <= 1
+    noise, t0 = torch.randn(x0.shape, generator=make_generator(0)), torch.zeros(6, dtype=torch.long)
+    assert acc == (clf(sch.add_noise(x0, noise, t0), t0).argmax(-1) == y).sum().item() / 6
     with pytest.raises(ValueError, match=r'\[0, 49\]'): clf(x0, 50)
     with pytest.raises(ValueError, match=r'x_t must be \(B, 1, H, W\)'): clf(torch.rand(6, 3, 8, 8), 0)
     with pytest.raises(ValueError, match='t_max'): noisy_classifier_loss(sch, t_max=0)
@@ -281,13 +284,27 @@ def test_classifier_learns_quickly():
     assert noisy_accuracy(clf, sch, x0, y, 0, make_generator(1)) > 0.95
 
 
+@pytest.mark.parametrize('name', ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'HeunDiscreteScheduler'])
+def test_sample_drives_other_diffusers_schedulers(name):
+    "Float timesteps and scale_model_input: `sample` equals the loop of diffusers' documentation, draw for draw."
+    import diffusers
+    S = getattr(diffusers, name)
+    w = torch.randn(1, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    model = lambda x, t, cond=None: 0.1 * x + w * torch.cos(t.float() / 1000)[:, None, None, None]
+    a = sample(model, S(num_train_timesteps=1000), SHAPE, num_inference_steps=8, generator=make_generator(3))
+    s, g = S(num_train_timesteps=1000), make_generator(3)
+    s.set_timesteps(8); x = torch.randn(SHAPE, generator=g) * s.init_noise_sigma
+    for t in s.timesteps:
+        out = model(s.scale_model_input(x, t), torch.full((SHAPE[0],), float(t)))
+        x = s.step(out, t, x, **({'generator': g} if name != 'HeunDiscreteScheduler' else {})).prev_sample
+    assert torch.equal(a, x)
+
+
 # ---- DPM-Solver++(2M) ----
 def dpm(sch_ours):
-    from diffusers import DPMSolverMultistepScheduler
-    c = sch_ours.config
-    return DPMSolverMultistepScheduler(num_train_timesteps=c.num_train_timesteps, beta_schedule='linear', beta_start=c.beta_start, beta_end=c.beta_end,
-                                       prediction_type=c.prediction_type, algorithm_type='dpmsolver++', solver_order=2,
-                                       lower_order_final=True, final_sigmas_type='zero')
+    "diffusers' DPM-Solver++(2M) like our scheduler (the tests pass our timesteps explicitly)."
+    from invdiff_nb.ddpm import diffusers_scheduler
+    return diffusers_scheduler(sch_ours.config.replace(timestep_spacing='trailing'), 'dpmpp_2m')
 
 
 @pytest.mark.parametrize('prediction_type', ['epsilon', 'v_prediction', 'sample'])
@@ -346,3 +363,14 @@ def test_dpmpp_second_order_uses_only_the_step_that_led_here():
                                           (lambda: dpm(ours()), dict(sampler='ddim'), 'does not match DPMSolverMultistepScheduler')])
 def test_dpmpp_bad_inputs(net, sch, kw, msg):
     with pytest.raises(ValueError, match=msg): sample(net, sch(), SHAPE, num_inference_steps=5, generator=make_generator(0), **kw)
+
+
+def test_dpmpp_with_diffusers_scheduler_and_its_refusals(net):
+    from invdiff_nb.ddpm import diffusers_scheduler
+    s = ours(timestep_spacing='trailing'); ref = diffusers_scheduler(s.config, 'dpmpp_2m')
+    with torch.no_grad():                                     # default sampler='ddpm' with a diffusers scheduler: its own rule
+        a = sample(net, ref, SHAPE, num_inference_steps=6, cond=torch.tensor([0, 1, 2]), generator=make_generator(4))
+        b = sample(net, s, SHAPE, num_inference_steps=6, sampler='dpmpp_2m', cond=torch.tensor([0, 1, 2]), generator=make_generator(4))
+    assert ((a - b).abs().max() / b.abs().max()) < 1e-5
+    with pytest.raises(ValueError, match="spaces 'leading' timesteps differently"): diffusers_scheduler(SchedulerConfig(), 'dpmpp_2m')
+    with pytest.raises(ValueError, match='no clip_sample'): diffusers_scheduler(SchedulerConfig(timestep_spacing='trailing', clip_sample=True), 'dpmpp_2m')
