@@ -14,7 +14,8 @@ __all__ = ['Config', 'seed_everything', 'make_generator', 'get_device', 'get_pro
            'digit_classifier_config', 'D3PMScheduler', 'D3PMConfig', 'd3pm_sample', 'elbo_bpd', 'make_corpus', 'Vocab',
            'parse_sentence', 'mentions', 'slot_recall', 'DiffusionLM', 'DLMConfig', 'dlm_scheduler', 'dlm_loss',
            'generate', 'make_benchmark', 'get_spec', 'BiasDataset', 'attribute_classifiers', 'evaluate_bias',
-           'bias_score', 'attr_classifier_config']
+           'bias_score', 'attr_classifier_config', 'InvDiff', 'InvDiffConfig', 'InvDiffModel', 'fit_control',
+           'make_module', 'fit_base', 'CONTROLS']
 
 # %% ../nbs/index.ipynb #h16x003
 from .core import (
@@ -34,6 +35,7 @@ from .text import make_corpus, Vocab, parse_sentence, mentions, slot_recall
 from .diffusion_lm import DiffusionLM, DLMConfig, dlm_scheduler, dlm_loss, generate
 from .bias_data import make_benchmark, get_spec, BiasDataset
 from .bias_metrics import attribute_classifiers, evaluate_bias, bias_score, attr_classifier_config
+from .invdiff import InvDiff, InvDiffConfig, InvDiffModel, fit_control, make_module, fit_base, CONTROLS
 
 _all_ = ['Config', 'seed_everything', 'make_generator', 'get_device', 'get_profile', 'preset', 'eval_mode',
          'batched', 'save_checkpoint', 'load_checkpoint', 'load_or_train', 'write_results', 'read_results',
@@ -45,4 +47,5 @@ _all_ = ['Config', 'seed_everything', 'make_generator', 'get_device', 'get_profi
          'digit_classifier_config', 'D3PMScheduler', 'D3PMConfig', 'd3pm_sample', 'elbo_bpd', 'make_corpus', 'Vocab',
          'parse_sentence', 'mentions', 'slot_recall', 'DiffusionLM', 'DLMConfig', 'dlm_scheduler', 'dlm_loss',
          'generate', 'make_benchmark', 'get_spec', 'BiasDataset', 'attribute_classifiers', 'evaluate_bias',
-         'bias_score', 'attr_classifier_config']
+         'bias_score', 'attr_classifier_config', 'InvDiff', 'InvDiffConfig', 'InvDiffModel',
+         'fit_control', 'make_module', 'fit_base', 'CONTROLS']

@@ -159,7 +159,9 @@ def attribute_classifiers(benchmark: str = 'waterbirds', size: int = 16, seed: i
     "The trained (target, bias) classifier of a benchmark: from the cache of `core.load_or_train`, else trained now."
     cfg = attr_classifier_config(benchmark, size, profile, **overrides)
     device = get_device(device)
-    model = AttributeClassifier(cfg).to(device)
+    with torch.random.fork_rng(devices=[]):          # the initial weights depend on the seed only, not on the caller's RNG state
+        torch.manual_seed(derive_seed(seed, 'attrclf-init', benchmark, size))
+        model = AttributeClassifier(cfg).to(device)
     train = lambda m: fit_attribute_classifier(m, balanced_training_data(cfg, device), seed=seed, device=device)
     model, _ = load_or_train(model, f'attrclf-{benchmark}-{size}px', cfg, seed, train, root=root, verbose=verbose)
     return model.to(device).eval()

@@ -20,7 +20,7 @@ __all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS
            'extract', 'q_step', 'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput',
            'spaced_timesteps', 'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean',
            'GaussianScheduler', 'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'null_condition',
-           'drop_condition', 'diffusion_loss']
+           'drop_condition', 'prediction_target', 'diffusion_loss']
 
 # %% ../nbs/10_ddpm_forward.ipynb #c007
 SCHEDULES = ('linear', 'cosine', 'sqrt')
@@ -514,20 +514,43 @@ def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Gen
     mask = (u < p).reshape(B, *([1] * (cond.ndim - 1)))
     return torch.where(mask, null_condition(null_cond, cond), cond)
 
-def diffusion_loss(model, scheduler: GaussianScheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
+def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
+    "The training target of `scheduler`'s prediction type: ours (`get_target`) or a diffusers scheduler's (`config.prediction_type`)."
+    if hasattr(scheduler, 'get_target'): return scheduler.get_target(x0, noise, t, check=check)
+    pt = getattr(getattr(scheduler, 'config', None), 'prediction_type', None)
+    if pt == 'epsilon': return noise
+    if pt == 'v_prediction': return scheduler.get_velocity(x0, noise, t)
+    if pt == 'sample': return x0
+    raise ValueError(f'unknown prediction type {pt!r}: the scheduler needs get_target() or config.prediction_type '
+                     "in ('epsilon', 'v_prediction', 'sample')")
+
+def _loss_timesteps(scheduler, t, x0: torch.Tensor) -> torch.Tensor:
+    "Injected timesteps as a (B,) LongTensor checked against T: ours (`check_timesteps`) or a diffusers scheduler."
+    B = x0.shape[0]
+    if hasattr(scheduler, 'check_timesteps'): return scheduler.check_timesteps(t, x0).expand(B)
+    T, t = scheduler.config.num_train_timesteps, torch.as_tensor(t, device=x0.device)
+    if t.is_floating_point(): raise TypeError(f'timesteps must be integers, got dtype {t.dtype}')
+    t = t.long().expand(B) if t.ndim == 0 else t.long()
+    if t.shape != (B,) or int(t.min()) < 0 or int(t.max()) >= T:
+        raise ValueError(f'timesteps must be a scalar or shape ({B},) with values in [0, {T - 1}], got shape {tuple(t.shape)}')
+    return t
+
+def diffusion_loss(model, scheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
                    cond_drop_prob: float = 0.0, null_cond=None, reduction: str = 'mean') -> torch.Tensor:
-    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the scheduler's target."
+    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the target of `scheduler` (ours or diffusers')."
     _choice('reduction', reduction, ('mean', 'none'))
     B, dev = x0.shape[0], x0.device
     if t is None:
-        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator,
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator,
                           device=generator.device if generator is not None else dev).to(dev)
-    else: t = scheduler.check_timesteps(t, x0).expand(B)
+    else: t = _loss_timesteps(scheduler, t, x0)
     if noise is None: noise = _randn_like(x0, generator)
     elif noise.shape != x0.shape: raise ValueError(f'noise {tuple(noise.shape)} must have the shape of x0 {tuple(x0.shape)}')
     if cond_drop_prob > 0 and cond is None: raise ValueError('cond_drop_prob > 0 but no cond was given')
     cond = drop_condition(cond, cond_drop_prob, null_cond, generator)
-    x_t, target = scheduler.add_noise(x0, noise, t, check=False), scheduler.get_target(x0, noise, t, check=False)
+    ours = hasattr(scheduler, 'check_timesteps')
+    x_t = scheduler.add_noise(x0, noise, t, check=False) if ours else scheduler.add_noise(x0, noise, t)
+    target = prediction_target(scheduler, x0, noise, t, check=False)
     pred = model(x_t, t, cond)
     if pred.shape != target.shape: raise ValueError(f'model output {tuple(pred.shape)} does not match the target {tuple(target.shape)}')
     per_sample = (pred.float() - target.float()).pow(2).reshape(B, -1).mean(1)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/12_models.ipynb #c002
 from __future__ import annotations
-import math
+import json, math, os
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import Config, Pretrained, preset
+from .core import Config, Pretrained, atomic_write_text, preset, temp_beside
 
 # %% auto #0
 __all__ = ['UNET_PRESETS', 'as_timesteps', 'timestep_embedding', 'TimeEmbedding', 'ResBlock', 'SelfAttention', 'Downsample',
@@ -236,8 +237,9 @@ def unet_config(profile: str, **changes) -> UNetConfig:
 
 # %% ../nbs/12_models.ipynb #c037
 class DiffusersUNet(nn.Module):
-    "Wrap a diffusers UNet2DModel / UNet2DConditionModel as `model(x_t, t, cond=None)`."
-    def __init__(self, unet: nn.Module, null_class: int | None = None, num_train_timesteps: int | None = 1000):
+    "Wrap a diffusers UNet2DModel / UNet2DConditionModel as `model(x_t, t, cond=None)`; it knows its null condition and T."
+    def __init__(self, unet: nn.Module, null_class: int | None = None, num_train_timesteps: int | None = 1000,
+                 null_cond: torch.Tensor | None = None):
         super().__init__()
         from diffusers import UNet2DModel, UNet2DConditionModel
         if not isinstance(unet, (UNet2DModel, UNet2DConditionModel)):
@@ -248,9 +250,18 @@ class DiffusersUNet(nn.Module):
         if null_class is not None and not (self.kind == 'class' and 0 <= null_class < self.num_class_embeds):
             raise ValueError(f'null_class {null_class} is not a class of this UNet (num_class_embeds={self.num_class_embeds}): '
                              'build the diffusers UNet with num_class_embeds = num_classes + 1 to have a null class')
+        if null_cond is not None:
+            null_cond = torch.as_tensor(null_cond, dtype=torch.float32)
+            if self.kind != 'text' or null_cond.ndim not in (2, 3) or null_cond.shape[-1] != unet.config.cross_attention_dim:
+                raise ValueError(f'null_cond is the embedding of the empty prompt, (L, {getattr(unet.config, "cross_attention_dim", "D")}) '
+                                 f'for a UNet2DConditionModel; got {tuple(null_cond.shape)} for a {type(unet).__name__}')
+            null_cond = null_cond.reshape(-1, null_cond.shape[-1])          # (L, D)
+        self.register_buffer('null_cond', null_cond)
         self._null_class = null_class
     @property
-    def null_class(self): return self._null_class
+    def null_class(self):
+        "The null condition: the null class index (class labels) or the null prompt embedding (L, D) (text)."
+        return self.null_cond if self.kind == 'text' else self._null_class
     @property
     def config(self): return self.unet.config
 
@@ -279,3 +290,40 @@ def forward(self: DiffusersUNet, x_t, t, cond=None):
     if cond.shape != (B,) or cond.min() < 0 or cond.max() >= self.num_class_embeds:
         raise ValueError(f'class labels must have shape ({B},) and lie in [0, {self.num_class_embeds - 1}], got {tuple(cond.shape)}')
     return self.unet(x_t, t, class_labels=cond).sample
+
+# %% ../nbs/12_models.ipynb #lead000
+@patch
+def save_pretrained(self: DiffusersUNet, save_directory) -> Path:
+    "diffusers' own files for the UNet, plus `invdiff_adapter.json` (null class, T) and the null prompt embedding."
+    from safetensors.torch import save_file
+    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+    self.unet.save_pretrained(d)                    # config.json + diffusion_pytorch_model.safetensors (diffusers writes them)
+    meta = dict(_class_name='DiffusersUNet', unet_class=type(self.unet).__name__, null_class=self._null_class,
+                num_train_timesteps=self.num_train_timesteps, null_cond=self.null_cond is not None)
+    if self.null_cond is not None:
+        fd, tmp = temp_beside(d / 'null_cond.safetensors'); os.close(fd)
+        try: save_file({'null_cond': self.null_cond.detach().cpu().contiguous()}, tmp); os.replace(tmp, d / 'null_cond.safetensors')
+        except BaseException:
+            if os.path.exists(tmp): os.remove(tmp)
+            raise
+    atomic_write_text(d / 'invdiff_adapter.json', json.dumps(meta, indent=2))
+    return d
+
+@patch(cls_method=True)
+def from_pretrained(cls: DiffusersUNet, save_directory, **kwargs) -> DiffusersUNet:
+    "Load a folder written by `save_pretrained` (or a plain diffusers UNet folder: then pass null_class / num_train_timesteps)."
+    import diffusers
+    d = Path(save_directory)
+    if not (d / 'config.json').exists():
+        raise FileNotFoundError(f'{d} has no config.json: pass the folder of a saved diffusers UNet (a pipeline\'s "unet" subfolder)')
+    name = json.loads((d / 'config.json').read_text()).get('_class_name')
+    if name not in ('UNet2DModel', 'UNet2DConditionModel'):
+        raise ValueError(f'{d}/config.json describes a {name!r}; DiffusersUNet loads a UNet2DModel or UNet2DConditionModel')
+    unet = getattr(diffusers, name).from_pretrained(d)
+    meta = json.loads((d / 'invdiff_adapter.json').read_text()) if (d / 'invdiff_adapter.json').exists() else {}
+    kw = dict(null_class=meta.get('null_class'), num_train_timesteps=meta.get('num_train_timesteps', 1000))
+    if meta.get('null_cond'):
+        from safetensors.torch import load_file
+        kw['null_cond'] = load_file(str(d / 'null_cond.safetensors'))['null_cond']
+    kw.update(kwargs)
+    return cls(unet, **kw)

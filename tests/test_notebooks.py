@@ -49,10 +49,15 @@ INVARIANTS = {
     '40_bias_data': [('wb_group_counts', lambda v: sum(v) > 0 and min(v) >= 0)],
     '41_bias_metrics': [('*_balanced_bias_score_labels', lambda v: v == 0.0), ('*_train_bias_score_labels', lambda v: 0 < v <= 1),
                         ('*_target_clf_acc', P01), ('*_bias_clf_acc', P01)],
-    '51_invdiff_waterbirds': [('wb_bias_score_*', P01), ('wb_fd_*', NONNEG)],
+    '50_invdiff': [('within_class_recall', lambda v: v >= 0.95), ('toy_module_params', POS),
+                   ('risk_std_after_fit', FIN), ('planted_between_exact_K4_minority_recall', lambda v: v >= 0.8)],
+    '51_invdiff_waterbirds': [('wb_bias_score_*', P01), ('ca_bias_score_*', P01), ('ff_bias_score_*', P01), ('wb_fd_*', NONNEG),
+                              ('*_minority_recall', P01), ('n_seeds', lambda v: v == 2), ('*_bias_diff_lam0_se', NONNEG)],
+    '52_invdiff_theory': [('theory_train_std_*', NONNEG), ('theory_test_mean_*', POS)],
+    '53_invdiff_cli': [('cli_bias_score_*', P01), ('cli_risk_spread_*', NONNEG), ('cli_module_params', POS)],
     '60_bench': [('ours_img_per_s', POS), ('plain_img_per_s', POS), ('params', POS)],
     '90_reproduce': [('n_notebooks', lambda v: v == len(NOTEBOOKS))],
-    'index': [('example_batch', lambda v: v == SMOKE.batch_size)],
+    'index': [('example_images', lambda v: v == 2), ('example_groups', lambda v: v == 4)],
 }
 
 
