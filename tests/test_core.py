@@ -143,3 +143,26 @@ def test_image_grid():
     assert g.shape == (2 * 5 + 1, 3 * 5 + 1) and g.min() >= 0 and g.max() <= 1
     assert image_grid(torch.ones(2, 3, 2, 2), nrow=2).shape == (1 * 3 + 1, 2 * 3 + 1, 3)
     with pytest.raises(ValueError, match='expects'): image_grid(torch.zeros(2, 2, 2, 2, 2))
+
+
+def test_conclusions_fill_every_placeholder_from_results(tmp_path):
+    from invdiff_nb.core import Conclusions, conclusions, fill_template
+    res = read_results(write_results(tmp_path, {'fd': 3.14159, 'acc': 0.5, 'sets': [1.25, 2.5], 'n': 7}, 'smoke', 0).parent)
+    text = conclusions(r"""
+        FD {{fd}} ({{fd:.2f}}) at $\bar\alpha_{t}$; {{acc:.0%}} of {{n}}; first {{sets[0]}}, last {{sets[-1]:.1f}}; {{profile}}.
+        """, res)
+    assert isinstance(text, Conclusions) and text._repr_markdown_() == text
+    assert text == r'FD 3.142 (3.14) at $\bar\alpha_{t}$; 50% of 7; first 1.25, last 2.5; smoke.'
+    assert fill_template('no placeholders {here}', res) == 'no placeholders {here}'
+
+
+@pytest.mark.parametrize('template, err, msg', [
+    ('{{fdd}}', KeyError, r"no result 'fdd' \(did you mean \['fd'\]\?\)"),
+    ('{{acc:d}}', ValueError, r"cannot format 0.5 \(float\) with spec 'd'"),
+    ('{{sets[2]}}', IndexError, r'has no element \[2\]'),
+    ('{{fd}', ValueError, 'malformed placeholder'),
+    ('{{ fd : .2f }} and {{', ValueError, 'malformed placeholder'),
+])
+def test_conclusions_bad_placeholders(template, err, msg):
+    from invdiff_nb.core import fill_template
+    with pytest.raises(err, match=msg): fill_template(template, {'fd': 1.0, 'acc': 0.5, 'sets': [1, 2]})
