@@ -179,16 +179,18 @@ class SelfConditioned(nn.Module):
         return x0
 
 class Clamped(nn.Module):
-    "Wrapper: the model's x0 prediction snapped to the nearest word embedding (the clamping trick)."
-    def __init__(self, model: DiffusionLM):
-        super().__init__(); self.model = model
+    "Wrapper: the model's x0 prediction snapped to the nearest word embedding (the clamping trick), at every t or only for t < t_max."
+    def __init__(self, model: DiffusionLM, t_max: int | None = None):
+        super().__init__(); self.model, self.t_max = model, t_max
         self.net = SelfConditioned(model) if model.config.self_condition else model
     def forward(self, x_t, t, cond=None):
-        return nearest_embedding(self.net(x_t, t, cond), self.model.emb.weight)
+        x0 = self.net(x_t, t, cond)
+        if self.t_max is not None and int(t.max()) >= self.t_max: return x0        # above the level: the model's own x0
+        return nearest_embedding(x0, self.model.emb.weight)
 
-def denoiser(model: DiffusionLM, clamp: bool = False) -> nn.Module:
-    "What the sampler calls: the model, wrapped for self-conditioning and/or clamping as its config and `clamp` ask."
-    if clamp: return Clamped(model)
+def denoiser(model: DiffusionLM, clamp: bool = False, clamp_below: int | None = None) -> nn.Module:
+    "What the sampler calls: the model, wrapped for self-conditioning and/or clamping (at every t, or only for t < clamp_below)."
+    if clamp: return Clamped(model, clamp_below)
     return SelfConditioned(model) if model.config.self_condition else model
 
 # %% ../nbs/31_diffusion_lm.ipynb #c017
@@ -245,10 +247,10 @@ class LangevinCorrector:
 
 def generate(model: DiffusionLM, scheduler, n: int, num_inference_steps: int | None = 200, sampler: str = 'ddpm', clamp: bool = False,
              generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6,
-             timesteps: Sequence[int] | None = None) -> torch.Tensor:
+             timesteps: Sequence[int] | None = None, clamp_below: int | None = None) -> torch.Tensor:
     "`n` unconditional samples as token ids (n, L): reverse process over `num_inference_steps` even steps or your own `timesteps` (+ a Langevin corrector for snr > 0), then rounding."
     if timesteps is not None: num_inference_steps = None                       # the list decides the steps
-    net = denoiser(model, clamp)
+    net = denoiser(model, clamp, clamp_below)
     hooks = [LangevinCorrector(net, scheduler, snr, 1, int(corrector_from * len(scheduler.alphas_cumprod)), generator)] if snr > 0 else []
     x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), num_inference_steps=num_inference_steps, sampler=sampler,
                 generator=generator, hooks=hooks, timesteps=timesteps)

@@ -19,7 +19,7 @@ from .models import TimeEmbedding, ResBlock, Downsample, as_timesteps
 
 # %% auto #0
 __all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'NoisyClassifierConfig', 'NoisyClassifier',
-           'noisy_classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
+           'noisy_classifier_loss', 'noisy_accuracy', 'GaussianMixtureDenoiser', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
 def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -163,6 +163,37 @@ def noisy_accuracy(classifier, scheduler, x0, y, t: int, generator=None, batch_s
         hits += (classifier(scheduler.add_noise(xb, noise, tb), tb).argmax(-1) == y[i:i + batch_size]).sum().item()
     classifier.train(training)
     return hits / len(x0)
+
+# %% ../nbs/13_sampling.ipynb #h19-mixture-oracle
+class GaussianMixtureDenoiser(nn.Module):
+    "The exact E[eps | x_t, cond] of data from a mixture of isotropic Gaussians (an oracle with the model's call); cond k = component k."
+    def __init__(self, means: torch.Tensor, std: float, scheduler, weights: torch.Tensor | None = None):
+        super().__init__()
+        K = means.shape[0]
+        w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if means.ndim != 2 or w.shape != (K,) or not torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64)) or (w < 0).any():
+            raise ValueError(f'need means (K, D) and weights (K,) on the simplex, got {tuple(means.shape)} and {tuple(w.shape)}')
+        self.means, self.std, self.scheduler, self.log_w, self.null_class = means.double(), float(std), scheduler, w.log(), K
+    def _parts(self, x_t, t, cond):
+        "sqrt(abar), v_t (B, 1), component log-likelihoods + log-weights (B, K), masked to the condition."
+        t = as_timesteps(t, x_t.shape[0], None, x_t.device)
+        ab = self.scheduler.alphas_cumprod.to(x_t.device, torch.float64)[t][:, None]
+        v = ab * self.std ** 2 + 1 - ab
+        d2 = (x_t.double()[:, None, :] - ab.sqrt()[..., None] * self.means.to(x_t.device)).pow(2).sum(-1)   # (B, K)
+        ll = self.log_w.to(x_t.device) - d2 / (2 * v) - 0.5 * x_t.shape[1] * torch.log(2 * torch.pi * v)
+        if cond is not None:
+            cond = torch.as_tensor(cond, device=x_t.device).long().expand(x_t.shape[0])
+            pick = (torch.arange(len(self.means), device=x_t.device) == cond[:, None]) | (cond[:, None] == self.null_class)
+            ll = ll.masked_fill(~pick, -torch.inf) - torch.where(cond[:, None] == self.null_class, 0.0, self.log_w.to(x_t.device))
+        return ab.sqrt(), v, ll
+    def log_density(self, x_t: torch.Tensor, t, cond=None) -> torch.Tensor:
+        "log q_t(x_t | cond) per sample (B,): the mixture for cond=None or the null class, component k for cond k."
+        return torch.logsumexp(self._parts(x_t, t, cond)[2], dim=1)
+    def forward(self, x_t: torch.Tensor, t, cond=None) -> torch.Tensor:
+        sab, v, ll = self._parts(x_t, t, cond)
+        r = ll.softmax(dim=1)                                                                   # posterior over components
+        resid = x_t.double()[:, None, :] - sab[..., None] * self.means.to(x_t.device)          # (B, K, D)
+        return ((1 - sab ** 2).sqrt() / v * (r[..., None] * resid).sum(1)).to(x_t.dtype)
 
 # %% ../nbs/13_sampling.ipynb #c031
 def _null_batch(null_cond, cond: torch.Tensor) -> torch.Tensor:
