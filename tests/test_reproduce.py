@@ -214,3 +214,18 @@ def test_docs_site_from_a_small_run(tmp_path, capsys):
     (site / '00_a_files').rename(site / 'elsewhere')
     assert any(x.startswith('00_a.html: 00_a_files/') for x in check_site(site))
     with pytest.raises(FileNotFoundError, match='make reproduce PROFILE=cpu'): build_site(tmp_path / 'empty', nbs, profile='cpu')
+
+
+def test_shrink_png_keeps_the_picture():
+    import io
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+    from invdiff_nb.reproduce import shrink_png
+    fig, ax = plt.subplots(); ax.plot(np.sin(np.linspace(0, 6, 100))); ax.imshow(np.random.default_rng(0).random((8, 8)), extent=(0, 20, -1, 1))
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80); plt.close(fig)
+    small = shrink_png(buf.getvalue())
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert('RGB'), dtype=float) for x in (buf.getvalue(), small))
+    assert len(small) < len(buf.getvalue()) and a.shape == b.shape and np.abs(a - b).mean() < 2.0   # out of 255
+    assert shrink_png(b'not a png') == b'not a png'
