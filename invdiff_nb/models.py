@@ -306,7 +306,7 @@ class MLPDenoiser(nn.Module):
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 2 or x_t.shape[1] != self.config.dim:
             raise ValueError(f'x_t must be (B, {self.config.dim}), got {getattr(x_t, "shape", type(x_t).__name__)}')
         emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
-        labels = _class_labels(self, cond, x_t.shape[0], x_t.device)
+        labels = UNet._class_labels(self, cond, x_t.shape[0], x_t.device)
         if labels is not None: emb = emb + self.class_embed(labels)
         h = self.inp(x_t)
         for b in self.blocks: h = h + b['fc2'](F.silu(b['fc1'](b['norm'](h)) + emb))
