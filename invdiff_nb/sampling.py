@@ -18,7 +18,7 @@ from .ddpm import custom_timesteps, null_condition
 from .models import as_timesteps
 
 # %% auto #0
-__all__ = ['DIFFUSERS_SAMPLERS', 'step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'dpmpp_2m_update',
+__all__ = ['DIFFUSERS_SAMPLERS', 'step_outputs', 'configure_scheduler', 'Trajectory', 'forward_jump', 'sample', 'dpmpp_2m_update',
            'GaussianMixtureDenoiser', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
@@ -85,10 +85,30 @@ def _sampling_device(model, generator, device) -> torch.device:
     return device
 
 # %% ../nbs/13_sampling.ipynb #c012
+def forward_jump(scheduler, x: torch.Tensor, t: int, s: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    "x_s ~ q(x_s | x_t) for a later step s > t (t = -1 is x_0): sqrt(abar_s/abar_t) x_t + sqrt(1 - abar_s/abar_t) z (DDPM eq. 2, s - t times)."
+    ab = scheduler.alphas_cumprod
+    a = float(ab[s]) / (float(ab[t]) if t >= 0 else 1.0)
+    z = torch.randn(x.shape, generator=generator, device=generator.device if generator is not None else x.device).to(x.device, x.dtype)
+    return a ** 0.5 * x + (1 - a) ** 0.5 * z
+
+def _check_path(path, ts: list[int]) -> tuple[list[int], list[int]]:
+    "The model-call timesteps of `path`, checked (each on the grid; after a step from a, the next one is a's successor or higher), and where each step lands."
+    if not all(isinstance(t, int) for t in ts) or len(set(ts)) != len(ts):
+        raise ValueError(f'path needs a scheduler on distinct integer timesteps (ours, DDPMScheduler, DDIMScheduler), got {ts[:4]}...')
+    nxt, path = dict(zip(ts, ts[1:] + [-1])), [int(t) for t in path]
+    if not path or any(t not in nxt for t in path):
+        raise ValueError(f'path must be a non-empty list of the sampling timesteps {ts[:3]}...{ts[-2:]}, got {path[:6]}...')
+    for a, b in zip(path, path[1:]):
+        if b < nxt[a]: raise ValueError(f'path goes down from {a} to {b}: a step from {a} lands on {nxt[a]}; '
+                                        'only the next timestep or a jump back up may follow')
+    return path, [nxt[t] for t in path]
+
 def sample(model, scheduler, shape, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
-           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None):
-    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `num_inference_steps` steps (or your own `timesteps`); any diffusers scheduler drives its own rule."
+           hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None, path: Sequence[int] | None = None,
+           grad: bool = False):
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `num_inference_steps` steps (or your own `timesteps`; a `path` may go back up); any diffusers scheduler drives its own rule."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
@@ -99,19 +119,24 @@ def sample(model, scheduler, shape, num_inference_steps: int | None = None, samp
     ts = scheduler.timesteps.tolist()           # ints, or floats for schedulers on a continuous grid (diffusers' Euler, ...)
     scale = getattr(scheduler, 'scale_model_input', lambda x_, t_: x_)          # identity for DDPM / DDIM; Euler rescales x_t
     if 'generator' in inspect.signature(scheduler.step).parameters: step_kw['generator'] = generator   # (Heun-type steps draw no noise)
+    if path is not None and 'dpmpp_2m' in (sampler, DIFFUSERS_SAMPLERS.get(type(scheduler).__name__)):
+        raise ValueError("path (a walk that may go back up) needs a one-step rule, sampler='ddpm' or 'ddim': DPM-Solver++(2M) "
+                         'keeps the previous step and cannot jump back')
+    walk, lands = (ts, ts[1:] + [-1]) if path is None else _check_path(path, ts)   # model calls, and where each step lands
     with eval_mode(model):
-        for h in hooks: x = h(x, ts[0])                                          # e.g. anchor known positions in x_T
-        xs, x0s = [x.cpu()], []
-        for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} sampling', leave=False)):
-            with torch.no_grad():
+        for h in hooks: x = h(x, walk[0])                                        # e.g. anchor known positions in x_T
+        xs, x0s, level = [x.cpu()], [], walk[0]
+        for t, t_prev in tqdm(zip(walk, lands), total=len(walk), disable=not progress, desc=f'{sampler} sampling', leave=False):
+            if t != level: x = forward_jump(scheduler, x, level, t, generator)   # path goes back up: x_t ~ q(x_t | x_level)
+            with torch.set_grad_enabled(grad):                                   # grad=True: differentiate through sampling
                 t_in = torch.full((shape[0],), t, device=device, dtype=torch.long if isinstance(t, int) else torch.float32)
                 out = model(scale(x, t), t_in, cond)
                 x_new, x0 = step_outputs(scheduler.step(out, t, x, **step_kw))
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            level = t_prev
             for h in hooks: x_new = h(x_new, t_prev, x_t=x, t=t, pred_x0=x0)    # edit x_{t-1} (control, infilling)
             x = x_new
             if return_trajectory: xs.append(x.cpu()); x0s.append(x0.cpu())
-    return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
+    return (x, Trajectory(torch.tensor(walk), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
 
 # %% ../nbs/13_sampling.ipynb #c022b
 def _lam(abar: float) -> float:

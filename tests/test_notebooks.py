@@ -63,6 +63,13 @@ INVARIANTS = {
     '52_invdiff_theory': [('theory_train_std_*', NONNEG), ('theory_test_mean_*', POS)],
     '53_invdiff_cli': [('cli_bias_score_*', P01), ('cli_risk_spread_*', NONNEG), ('cli_module_params', POS)],
     '60_bench': [('ours_img_per_s', POS), ('plain_img_per_s', POS), ('params', POS)],
+    '75_inverse_problems': [('inpaint_psnr_*', NONNEG), ('inpaint_fd_*', NONNEG), ('sr_psnr_*', NONNEG), ('sr_fd_*', NONNEG),
+                            ('repaint_model_calls', POS)],
+    '76_reconstruction': [('recon_diffusion_consistency_*', TINY(1e-4)), ('recon_psnr_*', NONNEG),
+                          ('recon_acceleration_*', lambda v: FIN(v) and v > 1)],
+    '77_anoddpm': [('anoddpm_pixel_auroc_*', P01), ('anoddpm_dice_*', P01), ('anoddpm_large_blob_auroc_*', P01),
+                   ('anoddpm_normal_score_*', NONNEG)],
+    '78_diffpure': [('diffpure_robust_acc_*', P01), ('diffpure_clean_acc_*', P01), ('diffpure_small_eps_robust_acc_*', P01)],
     '90_reproduce': [('n_notebooks', lambda v: v == len(NOTEBOOKS)), ('demo_site_pages', POS), ('demo_site_broken_links_after_move', POS)],
     'index': [('example_images', lambda v: v == 2), ('example_groups', lambda v: v == 4)],
 }

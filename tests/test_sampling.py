@@ -8,7 +8,7 @@ from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
 
 from invdiff_nb.core import make_generator
 from invdiff_nb.models import UNet, UNetConfig
-from invdiff_nb.sampling import sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, Trajectory
+from invdiff_nb.sampling import sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, Trajectory, forward_jump
 from invdiff_nb.noisy_classifier import NoisyClassifier, NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy
 
 torch.set_num_threads(1)
@@ -147,6 +147,83 @@ def test_custom_timesteps_ours_diffusers_and_even_list(net):
         with pytest.raises(ValueError, match=r'in \[0, 49\]'): sample(net, make(), SHAPE, timesteps=[50, 0])
         with pytest.raises(ValueError, match='strictly descending'): sample(net, make(), SHAPE, timesteps=[0, 5])
         with pytest.raises(TypeError, match='integers'): sample(net, make(), SHAPE, timesteps=[9.5, 0])
+
+def _hand_walk(model, n, path, shape, cond, g):
+    "Ancestral sampling on n even ('leading') levels along `path`, re-noising by q(x_s | x_t) where the path goes up."
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
+    levels = list(range(0, T, T // n))[::-1]
+    nxt = dict(zip(levels, levels[1:] + [-1]))
+    ab_of = lambda t: abar[t] if t >= 0 else torch.tensor(1.0, dtype=torch.float64)
+    x, level = torch.randn(shape, generator=g), path[0]
+    for t in path:
+        if t != level:
+            a = ab_of(t) / ab_of(level)
+            x = (a.sqrt() * x + (1 - a).sqrt() * torch.randn(shape, generator=g)).float()
+        eps = model(x, torch.full((shape[0],), t), cond)
+        s = nxt[t]; ab, ab_s = ab_of(t), ab_of(s)
+        x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        beta = 1 - ab / ab_s
+        mean = ab_s.sqrt() * beta / (1 - ab) * x0_hat + (ab / ab_s).sqrt() * (1 - ab_s) / (1 - ab) * x
+        x = (mean + ((1 - ab_s) / (1 - ab) * beta).sqrt() * torch.randn(shape, generator=g) if s >= 0 else mean).float()
+        level = s
+    return x
+
+
+def test_path_with_jumps_matches_hand_loop_and_diffusers(net):
+    "sample(path=...) re-noises by q(x_s | x_t) where the path goes up: a hand-written loop and diffusers' DDPMScheduler agree."
+    c = torch.tensor([0, 1, 3])
+    path = [45, 40, 35, 45, 40, 35, 30, 25, 35, 30, 25, 20, 15, 10, 5, 0, 10, 5, 0]     # jumps 30 -> 45, 20 -> 35, -1 -> 10
+    with torch.no_grad(): ref = _hand_walk(net, 10, path, SHAPE, c, make_generator(4))
+    a, traj = sample(net, ours(), SHAPE, num_inference_steps=10, cond=c, generator=make_generator(4), path=path, return_trajectory=True)
+    b = sample(net, ddpm(), SHAPE, num_inference_steps=10, cond=c, generator=make_generator(4), path=path)
+    assert (a - ref).abs().max() < 1e-4 and (b - ref).abs().max() < 1e-4
+    assert traj.timesteps.tolist() == path and traj.x_t.shape[0] == len(path) + 1 and torch.equal(traj.x_t[-1], a)
+    plain = sample(net, ours(), SHAPE, num_inference_steps=10, cond=c, generator=make_generator(4))
+    assert torch.equal(plain, sample(net, ours(), SHAPE, num_inference_steps=10, cond=c, generator=make_generator(4), path=list(range(45, -1, -5))))
+    assert (a - plain).abs().max() > 1e-2
+
+
+def test_path_hooks_see_the_landing_level(net):
+    seen = []
+    def hook(x, t_prev, x_t=None, t=None, pred_x0=None):
+        seen.append((t, t_prev)); return x
+    sample(net, ours(), SHAPE, num_inference_steps=5, generator=make_generator(0), hooks=[hook], path=[40, 30, 20, 40, 30, 20, 10, 0])
+    assert seen == [(None, 40), (40, 30), (30, 20), (20, 10), (40, 30), (30, 20), (20, 10), (10, 0), (0, -1)]
+
+
+def test_path_bad_inputs(net):
+    with pytest.raises(ValueError, match='path goes down from 40 to 20'): sample(net, ours(), SHAPE, num_inference_steps=5, path=[40, 20, 10, 0])
+    with pytest.raises(ValueError, match='non-empty list'): sample(net, ours(), SHAPE, num_inference_steps=5, path=[41, 30])
+    with pytest.raises(ValueError, match='non-empty list'): sample(net, ours(), SHAPE, num_inference_steps=5, path=[])
+
+
+def test_forward_jump_keeps_the_forward_marginal():
+    "q(x_t | x0) followed by q(x_s | x_t) is q(x_s | x0): mean sqrt(abar_s) x0, variance 1 - abar_s (Monte Carlo, 4 sigma)."
+    s_ = ours(); ab = s_.alphas_cumprod
+    x0 = torch.full((100_000, 1), -0.4, dtype=torch.float64)
+    x_t = ab[5].sqrt() * x0 + (1 - ab[5]).sqrt() * torch.randn(x0.shape, generator=make_generator(0), dtype=torch.float64)
+    for t, s in [(5, 30), (-1, 30)]:
+        x_s = forward_jump(s_, x_t if t >= 0 else x0, t, s, make_generator(1))
+        n = len(x_s)
+        assert abs(x_s.mean() - ab[s].sqrt() * -0.4) < 4 * ((1 - ab[s]) / n).sqrt()
+        assert abs(x_s.var() - (1 - ab[s])) < 4 * (1 - ab[s]) * (2 / n) ** 0.5
+
+
+def test_grad_through_sampling_matches_finite_differences(net):
+    "sample(grad=True) keeps the graph: d(sum of a DDIM sample)/d(start) along a direction matches central differences."
+    g0 = torch.randn(SHAPE, generator=make_generator(0))
+    start = lambda x_in: (lambda x, t_prev, x_t=None, t=None, pred_x0=None: x_in if x_t is None else x)
+    run = lambda x_in, grad: sample(net, ours(), SHAPE, num_inference_steps=5, sampler='ddim', generator=make_generator(1), hooks=[start(x_in)], grad=grad)
+    x_in = g0.clone().requires_grad_(True)
+    out = run(x_in, True)
+    assert out.requires_grad
+    gx = torch.autograd.grad(out.pow(2).sum(), x_in)[0]
+    v, h = torch.randn(SHAPE, generator=make_generator(2)), 1e-2
+    with torch.no_grad(): fd = ((run(g0 + h * v, False).pow(2).sum() - run(g0 - h * v, False).pow(2).sum()) / (2 * h)).item()
+    ad = (gx * v).sum().item()
+    assert abs(ad - fd) < 1e-2 * abs(fd) and abs(fd) > 1e-3, (ad, fd)
+    assert not run(x_in, False).requires_grad                       # the default keeps no graph
+
 
 def test_step_outputs_reads_all_forms():
     from collections import namedtuple
