@@ -7,11 +7,12 @@ STAMP := $(VENV)/.invdiff-installed
 # torch/torchvision are pinned here (not only in settings.ini) so pip takes the matching pair it has on disk.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: reproduce test install export clean-nbs readme lab publish bench gpu-check help
+.PHONY: reproduce test install export clean-nbs readme lab docs publish bench gpu-check help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|cpu|gpu]  run every notebook with papermill into runs/<profile>/"
 	@echo "make test                               install if needed, then run the whole test suite"
+	@echo "make docs [PROFILE=...]                 render the executed notebooks of runs/<profile>/ into runs/<profile>/course/"
 	@echo "make export | clean-nbs | readme | lab | publish PROFILE=..."
 	@echo "make bench [BENCH_ARGS=...]             training/sampling benchmark against plain diffusers (runs/bench.json)"
 	@echo "make gpu-check [GPU_CHECK_ARGS=...]     one GPU, <= 9 min: bench + gpu profiles, writes reports/gpu/ (--dry-run: on the CPU)"
@@ -45,9 +46,13 @@ readme: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs
 
-# copy the light parts of runs/<profile>/ (report, results.json, figures) into reports/<profile>/ for committing
+# the rendered course: the executed notebooks of runs/<profile>/ as a static HTML site, runs/<profile>/course/index.html
+docs: $(STAMP)
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --docs
+
+# copy the light parts of runs/<profile>/ (report, results.json, figures, the rendered course) into reports/<profile>/
 publish: $(STAMP)
-	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --publish
+	$(BIN)/python -m invdiff_nb.reproduce --profile $(PROFILE) --report-only --docs --publish
 	$(BIN)/python -m invdiff_nb.reproduce --write-readme
 
 # training / sampling benchmark of our fast path against plain diffusers (bench.json); BENCH_ARGS e.g. --profile gpu

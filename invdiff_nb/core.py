@@ -22,8 +22,8 @@ __all__ = ['NOTATION', 'GLOSSARY', 'PROFILES', 'CKPT_FORMAT', 'notation_table', 
            'derive_seed', 'get_device', 'in_ipython', 'Config', 'temp_beside', 'atomic_path', 'atomic_write_text',
            'Profile', 'lookup_profile', 'preset', 'get_profile', 'flatten_state', 'unflatten_state', 'CheckpointError',
            'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'Pretrained', 'cache_dir', 'config_hash',
-           'load_or_train', 'eval_mode', 'batched', 'write_results', 'read_results', 'image_grid', 'show_images',
-           'plot_curves', 'save_fig']
+           'load_or_train', 'eval_mode', 'batched', 'write_results', 'read_results', 'Conclusions', 'fill_template',
+           'conclusions', 'image_grid', 'show_images', 'plot_curves', 'save_fig']
 
 # %% ../nbs/00_core.ipynb #c006
 NOTATION = {  # code name -> (symbol in the prose, meaning)
@@ -394,6 +394,46 @@ def read_results(out_dir) -> dict:
     path = Path(out_dir) / 'results.json'
     if not path.exists(): raise FileNotFoundError(f'no results.json in {out_dir}: run the notebook first')
     return json.loads(path.read_text())
+
+# %% ../nbs/00_core.ipynb #h19-concl-export
+_PLACEHOLDER = r'\{\{\s*([A-Za-z_]\w*)((?:\[-?\d+\])*)\s*(?::([^{}]*?))?\s*\}\}'
+
+class Conclusions(str):
+    "Markdown text (a `str`) that Jupyter displays as markdown."
+    def _repr_markdown_(self) -> str: return str(self)
+
+def _format_value(v, spec: str, where: str) -> str:
+    if not spec:
+        if isinstance(v, float): return f'{v:.4g}'
+        if isinstance(v, (list, tuple)): return '[' + ', '.join(_format_value(x, '', where) for x in v) + ']'
+        return str(v)
+    try: return format(v, spec)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f'{where}: cannot format {v!r} ({type(v).__name__}) with spec {spec!r}: {e}') from None
+
+def fill_template(template: str, results: Mapping[str, Any]) -> str:
+    "`template` with every `{{key}}`, `{{key:spec}}` or `{{key[i]}}` replaced by the value from `results`."
+    import difflib, re
+    def one(m):
+        key, index, spec = m.group(1), m.group(2), (m.group(3) or '').strip()
+        if key not in results:
+            near = difflib.get_close_matches(key, list(results), n=3)
+            raise KeyError(f'{m.group(0)}: no result {key!r}' + (f' (did you mean {near}?)' if near else '') +
+                           ': record it in results before writing the conclusions')
+        v = results[key]
+        for i in re.findall(r'\[(-?\d+)\]', index):
+            try: v = v[int(i)]
+            except (IndexError, TypeError, KeyError): raise IndexError(f'{m.group(0)}: {key} = {results[key]!r} has no element [{i}]') from None
+        return _format_value(v, spec, m.group(0))
+    out = re.sub(_PLACEHOLDER, one, template)
+    left = re.search(r'\{\{|\}\}', out)
+    if left: raise ValueError(f'malformed placeholder near {out[max(0, left.start() - 30): left.end() + 30]!r}: write {{{{key}}}} or {{{{key:spec}}}}')
+    return out
+
+def conclusions(template: str, results: Mapping[str, Any]) -> Conclusions:
+    "The 'What we learned' prose: `fill_template` of the dedented template, displayed as markdown."
+    import textwrap
+    return Conclusions(fill_template(textwrap.dedent(template).strip('\n'), results))
 
 # %% ../nbs/00_core.ipynb #c034
 def image_grid(x: torch.Tensor, nrow: int = 8, value_range=(-1., 1.), pad: int = 1) -> np.ndarray:

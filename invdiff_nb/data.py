@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['DIGITS_SPLITS', 'toy_ring', 'stratified_split', 'digits', 'random_batches']
+__all__ = ['DIGITS_SPLITS', 'toy_ring', 'ring_centres', 'ring_mode_stats', 'stratified_split', 'digits', 'random_batches']
 
 # %% ../nbs/01_data.ipynb #c007
 def toy_ring(n: int, generator: torch.Generator | None = None, n_modes: int = 8, radius: float = 2.0,
@@ -26,6 +26,24 @@ def toy_ring(n: int, generator: torch.Generator | None = None, n_modes: int = 8,
     theta = 2 * torch.pi * y.float() / n_modes
     centres = radius * torch.stack([theta.cos(), theta.sin()], 1)
     return centres + std * torch.randn(n, 2, generator=generator, device=dev), y
+
+# %% ../nbs/01_data.ipynb #h19-ring-stats
+def ring_centres(n_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
+    "The (n_modes, 2) mode centres of `toy_ring`."
+    theta = 2 * torch.pi * torch.arange(n_modes, dtype=torch.float32) / n_modes
+    return radius * torch.stack([theta.cos(), theta.sin()], 1)
+
+def ring_mode_stats(x: torch.Tensor, n_modes: int = 8, radius: float = 2.0, tol: float = 0.25, min_share: float = 0.25) -> dict:
+    "Nearest-mode counts and shares of points x (n, 2), the off-mode share (farther than `tol`), and the modes covered."
+    if x.ndim != 2 or x.shape[1] != 2: raise ValueError(f'x must be (n, 2) points, got shape {tuple(x.shape)}')
+    d = torch.cdist(x.float().cpu(), ring_centres(n_modes, radius))              # (n, n_modes)
+    dist, mode = d.min(1)
+    on = dist < tol
+    counts = torch.bincount(mode[on], minlength=n_modes)
+    shares = counts.float() / max(int(on.sum()), 1)
+    return dict(counts=counts.tolist(), shares=shares.tolist(), off_mode_share=1 - on.float().mean().item(),
+                modes_covered=int((shares >= min_share / n_modes).sum()), n_modes=n_modes,
+                share_max=shares.max().item(), share_min=shares.min().item(), mode=mode, on_mode=on)
 
 # %% ../nbs/01_data.ipynb #c010
 DIGITS_SPLITS = ('train', 'test', 'all')

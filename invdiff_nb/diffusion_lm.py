@@ -19,11 +19,11 @@ from .sampling import sample
 from .text import E2E_VALUES, FIELDS, Vocab, check_field_value, validate_mr
 
 # %% auto #0
-__all__ = ['DLMConfig', 'dlm_scheduler', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding', 'SelfConditioned',
-           'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LangevinCorrector', 'generate',
-           'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier', 'field_classes', 'field_labels',
-           'control_target', 'latent_classifier_loss', 'ClassifierControl', 'mr_tokens', 'seq2seq_vocab',
-           'encode_pairs', 'source_mask']
+__all__ = ['CLAMP_MODES', 'DLMConfig', 'dlm_scheduler', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_word',
+           'nearest_embedding', 'SelfConditioned', 'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked',
+           'Anchor', 'LangevinCorrector', 'generate', 'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier',
+           'field_classes', 'field_labels', 'control_target', 'latent_classifier_loss', 'ClassifierControl',
+           'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -157,34 +157,49 @@ def dlm_loss(model: DiffusionLM, scheduler, ids: torch.Tensor, generator: torch.
     return (total, {k: v.mean().item() for k, v in parts.items()}) if return_parts else total
 
 # %% ../nbs/31_diffusion_lm.ipynb #c015
+def nearest_word(x: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    "The index (...) of the row of the embedding matrix `E` (V, d) nearest to each vector of `x` (..., d)."
+    d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ E.t() + (E * E).sum(-1)   # (..., V) squared distances
+    return d2.argmin(-1)
+
 def nearest_embedding(x: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     "Each vector of `x` (..., d) replaced by its nearest row of the embedding matrix `E` (V, d)."
-    d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ E.t() + (E * E).sum(-1)   # (..., V) squared distances
-    return E[d2.argmin(-1)]
+    return E[nearest_word(x, E)]
 
 class SelfConditioned(nn.Module):
     "Sampling wrapper for a self-conditioned model: each step gets the x0 predicted at the step before (none at the first)."
     def __init__(self, model: DiffusionLM):
         super().__init__(); self.model = model; self.reset()
-    def reset(self): self.prev, self.last_t = None, None         # t going up also starts a new trajectory; same t: corrector steps
+    def reset(self): self.prev, self.last_t, self.last_logits = None, None, None   # t going up also starts a new trajectory
     def forward(self, x_t, t, cond=None):
         tt = int(t.max())
         if self.prev is None or tt > self.last_t or self.prev.shape != x_t.shape: self.prev = None    # a new trajectory
-        x0 = self.model(x_t, t, cond, x0_sc=self.prev)
+        self.last_logits = self.model.word_logits(x_t, t, self.prev)                  # kept for argmax clamping
+        x0 = self.model.x0_from_logits(self.last_logits)
         self.prev, self.last_t = x0.detach(), tt
         return x0
 
+CLAMP_MODES = ('nearest', 'argmax')
+
 class Clamped(nn.Module):
-    "Wrapper: the model's x0 prediction snapped to the nearest word embedding (the clamping trick)."
-    def __init__(self, model: DiffusionLM):
-        super().__init__(); self.model = model
+    "Wrapper: x0 snapped to a word embedding, the nearest one (the paper's clamping) or the model's most likely word ('argmax'), at every t or only for t < t_max."
+    def __init__(self, model: DiffusionLM, t_max: int | None = None, mode: str = 'nearest'):
+        super().__init__()
+        if mode not in CLAMP_MODES: raise ValueError(f'unknown clamping mode {mode!r}: choose one of {list(CLAMP_MODES)}')
+        if mode == 'argmax' and model.config.output != 'vocab': raise ValueError("mode='argmax' needs the word logits of output='vocab'")
+        self.model, self.t_max, self.mode = model, t_max, mode
         self.net = SelfConditioned(model) if model.config.self_condition else model
     def forward(self, x_t, t, cond=None):
-        return nearest_embedding(self.net(x_t, t, cond), self.model.emb.weight)
+        x0 = self.net(x_t, t, cond)
+        if self.t_max is not None and int(t.max()) >= self.t_max: return x0        # above the level: the model's own x0
+        E = self.model.emb.weight
+        if self.mode == 'nearest': return nearest_embedding(x0, E)
+        h = self.net.last_logits if isinstance(self.net, SelfConditioned) else self.model.word_logits(x_t, t)
+        return E[h.argmax(-1)]
 
-def denoiser(model: DiffusionLM, clamp: bool = False) -> nn.Module:
-    "What the sampler calls: the model, wrapped for self-conditioning and/or clamping as its config and `clamp` ask."
-    if clamp: return Clamped(model)
+def denoiser(model: DiffusionLM, clamp: bool = False, clamp_below: int | None = None, clamp_mode: str = 'nearest') -> nn.Module:
+    "What the sampler calls: the model, wrapped for self-conditioning and/or clamping (`clamp_mode`, at every t or only for t < clamp_below)."
+    if clamp: return Clamped(model, clamp_below, clamp_mode)
     return SelfConditioned(model) if model.config.self_condition else model
 
 # %% ../nbs/31_diffusion_lm.ipynb #c017
@@ -241,10 +256,10 @@ class LangevinCorrector:
 
 def generate(model: DiffusionLM, scheduler, n: int, num_inference_steps: int | None = 200, sampler: str = 'ddpm', clamp: bool = False,
              generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6,
-             timesteps: Sequence[int] | None = None) -> torch.Tensor:
+             timesteps: Sequence[int] | None = None, clamp_below: int | None = None, clamp_mode: str = 'nearest') -> torch.Tensor:
     "`n` unconditional samples as token ids (n, L): reverse process over `num_inference_steps` even steps or your own `timesteps` (+ a Langevin corrector for snr > 0), then rounding."
     if timesteps is not None: num_inference_steps = None                       # the list decides the steps
-    net = denoiser(model, clamp)
+    net = denoiser(model, clamp, clamp_below, clamp_mode)
     hooks = [LangevinCorrector(net, scheduler, snr, 1, int(corrector_from * len(scheduler.alphas_cumprod)), generator)] if snr > 0 else []
     x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), num_inference_steps=num_inference_steps, sampler=sampler,
                 generator=generator, hooks=hooks, timesteps=timesteps)

@@ -17,7 +17,8 @@ from .core import Config, Pretrained, atomic_write_text, preset, temp_beside
 
 # %% auto #0
 __all__ = ['UNET_PRESETS', 'as_timesteps', 'timestep_embedding', 'TimeEmbedding', 'ResBlock', 'SelfAttention', 'Downsample',
-           'Upsample', 'Block', 'UNetConfig', 'UNet', 'count_params', 'unet_config', 'DiffusersUNet']
+           'Upsample', 'Block', 'UNetConfig', 'UNet', 'count_params', 'unet_config', 'unet_diagram', 'MLPConfig',
+           'MLPDenoiser', 'DiffusersUNet']
 
 # %% ../nbs/12_models.ipynb #c007
 def as_timesteps(t, batch_size: int, num_train_timesteps: int | None, device=None) -> torch.Tensor:
@@ -234,6 +235,82 @@ UNET_PRESETS = {
 def unet_config(profile: str, **changes) -> UNetConfig:
     "The `UNetConfig` preset for `profile` ('smoke', 'cpu', 'gpu') with `changes` applied (e.g. num_classes=10)."
     return preset(UNET_PRESETS, profile, 'UNet preset', **changes).validate()
+
+# %% ../nbs/12_models.ipynb #h19-unet-diagram
+def unet_diagram(model: 'UNet', path=None, batch_size: int = 1):
+    "A matplotlib figure of `model`'s layers (shapes recorded by forward hooks) laid out as a U, with its skip connections."
+    import matplotlib.pyplot as plt
+    c = model.config
+    layers = [('in', model.conv_in)] + [('down', m) for m in model.down] + [('mid', m) for m in model.mid] + \
+             [('up', m) for m in model.up] + [('out', model.out)]
+    shapes, hooks = {}, [m.register_forward_hook(lambda m, i, o, k=k: shapes.__setitem__(k, tuple(o.shape[1:])))
+                         for k, (_, m) in enumerate(layers)]
+    try:
+        with torch.no_grad():
+            p = next(model.parameters())
+            model(torch.zeros(batch_size, c.in_channels, c.image_size, c.image_size, device=p.device, dtype=p.dtype), 0)
+    finally:
+        for h in hooks: h.remove()
+    kept, skips = [0] + [k for k, (part, _) in enumerate(layers) if part == 'down'], []   # outputs pushed on the skip stack
+    for k, (part, m) in enumerate(layers):
+        if part == 'up' and not isinstance(m, Upsample): skips.append((kept.pop(), k))
+    def name(m):
+        if isinstance(m, Block): return 'Res+Attn' if m.attn is not None else 'Res'
+        return {ResBlock: 'Res', SelfAttention: 'Attn', Downsample: 'Down', Upsample: 'Up', nn.Conv2d: 'Conv'}.get(type(m), 'Out')
+    level = lambda k: round(math.log2(c.image_size / shapes[k][-1]))
+    deepest = max(level(k) for k in range(len(layers)))
+    fig, ax = plt.subplots(figsize=(max(7, 0.75 * len(layers)), 1.4 + 1.1 * (deepest + 1)))
+    rank = {}
+    for a, b in skips:                     # a bracket above the row: up from the kept output, across, down into the up-block
+        y = -level(a) + 0.32; r = rank[level(a)] = rank.get(level(a), -1) + 1; top = y + 0.06 + 0.05 * r
+        ax.plot([a, a, b], [y, top, top], color='tab:gray', lw=0.7)
+        ax.annotate('', xy=(b, y), xytext=(b, top), arrowprops=dict(arrowstyle='->', color='tab:gray', lw=0.7))
+    colours = {'in': '#d9d9d9', 'down': '#9ecae1', 'mid': '#fdd0a2', 'up': '#a1d99b', 'out': '#d9d9d9'}
+    for k, (part, m) in enumerate(layers):
+        ch, h, w = shapes[k]
+        ax.add_patch(plt.Rectangle((k - 0.42, -level(k) - 0.32), 0.84, 0.64, color=colours[part], ec='k', lw=0.6))
+        ax.text(k, -level(k) + 0.1, name(m), ha='center', va='center', fontsize=7, weight='bold')
+        ax.text(k, -level(k) - 0.16, f'{ch}x{h}x{w}\n{count_params(m):,}', ha='center', va='center', fontsize=5.5)
+    ax.set_xlim(-0.7, len(layers) - 0.3); ax.set_ylim(-deepest - 0.6, 0.75)
+    ax.set_yticks([-l for l in range(deepest + 1)], [f'{c.image_size // 2 ** l} px' for l in range(deepest + 1)])
+    ax.set_xticks([]); [ax.spines[s].set_visible(False) for s in ('top', 'right', 'bottom')]
+    ax.set_title(f'UNet: {count_params(model):,} parameters, {len(skips)} skip connections (arrows)', fontsize=9)
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches='tight')
+    return fig
+
+# %% ../nbs/12_models.ipynb #h19-mlp
+@dataclass
+class MLPConfig(Config):
+    "Sizes of an `MLPDenoiser` for flat vectors (B, dim)."
+    dim: int = 2
+    hidden: int = 128
+    layers: int = 3
+    num_classes: int | None = None           # None: unconditional; K: classes 0..K-1 and the null class K
+    num_train_timesteps: int = 1000
+
+class MLPDenoiser(nn.Module):
+    "eps_theta(x_t, t, cond) for vectors (B, dim): residual MLP blocks with the time (+ class) embedding added."
+    def __init__(self, config: MLPConfig):
+        super().__init__()
+        c = self.config = config
+        self.time_embed = TimeEmbedding(c.hidden, c.hidden)
+        self.class_embed = nn.Embedding(c.num_classes + 1, c.hidden) if c.num_classes else None
+        self.inp, self.out = nn.Linear(c.dim, c.hidden), nn.Linear(c.hidden, c.dim)
+        self.blocks = nn.ModuleList(nn.ModuleDict(dict(norm=nn.LayerNorm(c.hidden), fc1=nn.Linear(c.hidden, c.hidden),
+                                                       fc2=nn.Linear(c.hidden, c.hidden))) for _ in range(c.layers))
+        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
+    @property
+    def null_class(self) -> int | None: return self.config.num_classes
+    def forward(self, x_t: torch.Tensor, t, cond=None) -> torch.Tensor:
+        if not isinstance(x_t, torch.Tensor) or x_t.ndim != 2 or x_t.shape[1] != self.config.dim:
+            raise ValueError(f'x_t must be (B, {self.config.dim}), got {getattr(x_t, "shape", type(x_t).__name__)}')
+        emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
+        labels = UNet._class_labels(self, cond, x_t.shape[0], x_t.device)
+        if labels is not None: emb = emb + self.class_embed(labels)
+        h = self.inp(x_t)
+        for b in self.blocks: h = h + b['fc2'](F.silu(b['fc1'](b['norm'](h)) + emb))
+        return self.out(F.silu(h))
 
 # %% ../nbs/12_models.ipynb #c037
 class DiffusersUNet(nn.Module):

@@ -13,10 +13,11 @@ import invdiff_nb
 from .core import PROFILES, atomic_write_text, get_profile, in_ipython, write_results
 
 # %% auto #0
-__all__ = ['DEPTH_ENV', 'SUMMARY_START', 'SUMMARY_END', 'REFERENCE_MARKER', 'find_nbs_dir', 'list_notebooks', 'select_notebooks',
-           'NotebookRun', 'read_executed', 'run_notebook', 'collect_run', 'results_items', 'results_text',
-           'environment_info', 'report_markdown', 'report_html', 'collect_runs', 'build_report', 'publish',
-           'run_notebooks', 'main', 'notebook_markdown', 'reference_results', 'readme_text', 'write_readme',
+__all__ = ['DEPTH_ENV', 'SUMMARY_START', 'SUMMARY_END', 'PUBLISH_MAX_MB', 'SITE_DIR', 'REFERENCE_MARKER', 'find_nbs_dir',
+           'list_notebooks', 'select_notebooks', 'NotebookRun', 'read_executed', 'run_notebook', 'collect_run',
+           'results_items', 'results_text', 'environment_info', 'report_markdown', 'report_html', 'collect_runs',
+           'build_report', 'publish', 'run_notebooks', 'course_map', 'shrink_png', 'render_notebook', 'build_site',
+           'check_site', 'main', 'notebook_markdown', 'reference_results', 'readme_text', 'write_readme',
            'check_readme']
 
 # %% ../nbs/90_reproduce.ipynb #c006
@@ -174,7 +175,7 @@ def collect_run(folder, name: str | None = None) -> NotebookRun:
         if nb.exists(): run.executed = nb
     if (folder / 'results.json').exists():
         run.results = json.loads((folder / 'results.json').read_text())
-    run.figures = sorted(p.name for p in folder.glob('*.png'))
+    run.figures = sorted(p.name for ext in ('png', 'gif') for p in folder.glob(f'*.{ext}'))
     return run
 
 # %% ../nbs/90_reproduce.ipynb #c018
@@ -267,16 +268,28 @@ def build_report(profile_dir, runs: Sequence[NotebookRun], profile: str, seed: i
     atomic_write_text(ht, report_html(runs, profile, seed, env))
     return md, ht
 
-def publish(profile_dir, dest) -> Path:
-    "Copy the light artifacts of a run (report, results.json, PNGs; no notebooks, logs or checkpoints) to `dest`."
+PUBLISH_MAX_MB = 15.0
+
+def publish(profile_dir, dest, max_mb: float = PUBLISH_MAX_MB) -> Path:
+    "Copy the light artifacts of a run (report, results.json, PNG/GIF figures, the rendered course; no notebooks, logs or checkpoints) to `dest`."
     profile_dir, dest = Path(profile_dir), Path(dest)
     if not (profile_dir / 'report.md').exists():
         raise FileNotFoundError(f'no report in {profile_dir}: run the notebooks (or --report-only) first')
+    files = ['report.md', 'report.html', *sorted(str(p.relative_to(profile_dir)) for p in profile_dir.glob('*/results.json')),
+             *sorted(str(p.relative_to(profile_dir)) for ext in ('png', 'gif') for p in profile_dir.glob(f'*/*.{ext}')
+                     if p.parent.name != SITE_DIR),
+             *sorted(str(p.relative_to(profile_dir)) for p in (profile_dir / SITE_DIR).rglob('*') if p.is_file())]
+    data = {f: (profile_dir / f).read_bytes() for f in files}
+    data = {f: shrink_png(b) if f.endswith('.png') else b for f, b in data.items()}      # palette PNGs: same plots, fewer bytes
+    sizes = {f: len(b) for f, b in data.items()}
+    if sum(sizes.values()) > max_mb * 2**20:
+        big = ', '.join(f'{f} ({s / 2**20:.1f} MB)' for f, s in sorted(sizes.items(), key=lambda kv: -kv[1])[:5])
+        raise ValueError(f'publishing {profile_dir} would add {sum(sizes.values()) / 2**20:.1f} MB to the repository, more than '
+                         f'{max_mb:g} MB; the largest files: {big}. Make the figures smaller, or pass --max-publish-mb')
     if dest.exists(): shutil.rmtree(dest)
-    for f in ['report.md', 'report.html', *sorted(str(p.relative_to(profile_dir)) for p in profile_dir.glob('*/results.json')),
-              *sorted(str(p.relative_to(profile_dir)) for p in profile_dir.glob('*/*.png'))]:
+    for f in files:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(profile_dir / f, dest / f)
+        (dest / f).write_bytes(data[f])
     return dest
 
 # %% ../nbs/90_reproduce.ipynb #c023
@@ -294,6 +307,188 @@ def run_notebooks(notebooks: Sequence[Path], profile_dir, profile: str, seed: in
         runs.append(run)
     return runs
 
+# %% ../nbs/90_reproduce.ipynb #h19-site-map
+SITE_DIR = 'course'                      # the rendered course: runs/<profile>/course/, published to reports/<profile>/course/
+
+def course_map(index_path) -> list[dict]:
+    "Rows {notebook, module, content} of the course-map table (`| notebook | module | content |`) in nbs/index.ipynb."
+    import nbformat, re
+    rows, inside = [], False
+    for c in nbformat.read(Path(index_path), as_version=4).cells:
+        if c.cell_type != 'markdown': continue
+        for line in c.source.splitlines():
+            cols = [x.strip() for x in line.strip().strip('|').split('|')] if line.strip().startswith('|') else None
+            if cols and [x.lower() for x in cols[:3]] == ['notebook', 'module', 'content']: inside = True; continue
+            if not inside: continue
+            if cols is None: inside = False; continue
+            if set(cols[0]) <= set('-: '): continue                                  # the |---| line
+            rows.append(dict(notebook=re.sub(r'[`*]', '', cols[0]), module=re.sub(r'[`*]', '', cols[1]) if len(cols) > 1 else '',
+                             content=cols[2] if len(cols) > 2 else ''))
+    return rows
+
+def shrink_png(data: bytes) -> bytes:
+    "The PNG re-encoded with a 256-colour palette if that is smaller (plots lose nothing visible; about 2-3x smaller)."
+    import io
+    from PIL import Image
+    try:
+        im = Image.open(io.BytesIO(data))
+        q = im.convert('RGBA' if 'A' in im.getbands() else 'RGB').quantize(colors=256, method=Image.Quantize.FASTOCTREE if 'A' in im.getbands() else Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        out = io.BytesIO(); q.save(out, 'PNG', optimize=True)
+        return out.getvalue() if out.tell() < len(data) else data
+    except Exception: return data                                  # not a PNG we can read: keep it as it is
+
+def _code_block(source: str, language=None, metadata=None, **kw) -> str:
+    "A code cell as plain escaped text, highlighted in the browser (highlight.js): a third of the size of pygments' spans."
+    return f'<pre><code class="language-python">{html.escape(source)}</code></pre>'
+
+def _page_name(stem: str) -> str: return 'readme.html' if stem == 'index' else f'{stem}.html'
+
+_SITE_CSS = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em auto;padding:0 1em;color:#1f2328;line-height:1.5}"
+             "nav{display:flex;justify-content:space-between;gap:1em;padding:.5em 0;border-bottom:1px solid #ddd;margin-bottom:1em}"
+             "nav.foot{border-top:1px solid #ddd;border-bottom:none;margin-top:2em}a{color:#0969da}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}"
+             "th{background:#f6f8fa}.ok{color:#1a7f37}.failed,.timeout,.incomplete{color:#cf222e;font-weight:bold}"
+             "img{max-width:100%}pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.85em}"
+             ".jp-Cell,.cell{margin:.6em 0}.jp-OutputArea-output pre,.output_area pre{background:#fff;border-left:3px solid #d0d7de}"
+             ".jp-InputPrompt,.jp-OutputPrompt,.prompt{display:none}.note{color:#57606a;font-style:italic}"
+             ".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']{background:#fff8f5}code{background:#f6f8fa;padding:0 .2em}")
+_HLJS = 'https://cdn.jsdelivr.net/gh/highlightjs/cdn-release@11.9.0/build'
+_SCRIPTS = (f'<link rel="stylesheet" href="{_HLJS}/styles/github.min.css"><script defer src="{_HLJS}/highlight.min.js"></script>'
+            '<script>window.addEventListener("load", () => window.hljs && hljs.highlightAll());</script>')
+_MATHJAX = ("<script>window.MathJax={tex:{inlineMath:[['$','$'],['\\\\(','\\\\)']],displayMath:[['$$','$$'],['\\\\[','\\\\]']]}};</script>"
+            '<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>')
+
+def _page(title: str, body: str, nav: str = '') -> str:
+    "One HTML page of the site."
+    e, foot = html.escape, nav.replace('<nav>', '<nav class="foot">')
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{e(title)}</title><link rel="stylesheet" href="style.css">{_MATHJAX}{_SCRIPTS}</head><body>'
+            f'{nav}{body}{foot}</body></html>\n')
+
+# %% ../nbs/90_reproduce.ipynb #h19-site-render
+_WIDGET = 'application/vnd.jupyter.widget-view+json'
+
+def _clean_for_page(nb, files_dir: Path, stem: str, run_dir: Path | None = None):
+    "Drop hidden/injected cells and directives; GIFs to files (a link to the run folder's copy if it has one); widgets to a note."
+    import base64
+    same = {p.read_bytes(): p for p in Path(run_dir).glob('*.gif')} if run_dir is not None and Path(run_dir).is_dir() else {}
+    cells, n_gif = [], 0
+    for c in nb.cells:
+        tags = set(c.metadata.get('tags', []))
+        if 'injected-parameters' in tags: continue
+        if c.cell_type == 'code':
+            lines = c.source.splitlines()
+            directives = {l[2:].strip().split(':')[0].split()[0] for l in lines if l.startswith('#|') and l[2:].strip()}
+            if directives & {'hide', 'exporti'}: continue
+            c.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
+            if not c.source.strip() and not c.get('outputs'): continue
+            for o in c.get('outputs', []):
+                data = o.get('data', {})
+                if 'image/gif' in data:
+                    gif = base64.b64decode(data['image/gif'])
+                    if gif in same: src = os.path.relpath(same[gif], files_dir.parent).replace(os.sep, '/')   # no second copy
+                    else:
+                        files_dir.mkdir(parents=True, exist_ok=True)
+                        src = f'{files_dir.name}/{stem}_gif_{n_gif}.gif'; n_gif += 1
+                        (files_dir.parent / src).write_bytes(gif)
+                    o['data'] = {'text/html': f'<img src="{src}" alt="animation">'}
+                elif _WIDGET in data:
+                    o['data'] = {'text/html': '<p class="note">(An interactive widget: open the notebook in JupyterLab to use it.)</p>'}
+        cells.append(c)
+    nb.cells = cells
+    return n_gif
+
+def render_notebook(executed, site_dir, nav: str = '', footer: str = '', run_dir=None) -> Path:
+    "Render one executed notebook to `site_dir/<page>` with its images extracted to `site_dir/<stem>_files/` (GIFs of `run_dir` linked)."
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import ExtractOutputPreprocessor
+    executed, site_dir = Path(executed), Path(site_dir)
+    stem = executed.stem; files_dir = site_dir / f'{stem}_files'
+    nb = nbformat.read(executed, as_version=4)
+    params = next((c.source for c in nb.cells if 'injected-parameters' in c.metadata.get('tags', [])), '')
+    _clean_for_page(nb, files_dir, stem, run_dir)
+    exporter = HTMLExporter(template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True,
+                            filters={'highlight_code': _code_block})
+    exporter.register_preprocessor(ExtractOutputPreprocessor(), enabled=True)
+    body, res = exporter.from_notebook_node(nb, resources={'output_files_dir': files_dir.name, 'unique_key': stem})
+    for name, data in res.get('outputs', {}).items():
+        (site_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (site_dir / name).write_bytes(shrink_png(data) if name.endswith('.png') else data)
+    run_line = ''
+    if params:
+        vals = '; '.join(l.strip() for l in params.splitlines()
+                         if '=' in l and not l.strip().startswith(('#', 'out_dir')))                 # out_dir: a local path
+        run_line = f'<p class="note">Executed with {html.escape(vals)}.</p>'
+    page = site_dir / _page_name(stem)
+    atomic_write_text(page, _page(stem, run_line + body + footer, nav))
+    return page
+
+# %% ../nbs/90_reproduce.ipynb #h19-site-build
+def _footer(run: NotebookRun, rel: str) -> str:
+    "Links to what the notebook wrote into its run folder (results.json, figures), relative to the site."
+    e = html.escape
+    files = (['results.json'] if run.results else []) + list(run.figures)
+    if not files: return ''
+    items = ''.join(f'<li><a href="{e(rel)}/{e(f)}">{e(f)}</a></li>' for f in files)
+    return f'<h2>Files written by this notebook</h2><ul>{items}</ul>'
+
+def build_site(profile_dir, nbs_dir, site_dir=None, profile: str | None = None) -> Path:
+    "Render the executed notebooks of `profile_dir` into a static site (default `profile_dir/course/`); returns its index.html."
+    from pygments.formatters import HtmlFormatter
+    profile_dir = Path(profile_dir); site_dir = Path(site_dir or profile_dir / SITE_DIR); profile = profile or profile_dir.name
+    runs = {r.name: r for r in collect_runs(profile_dir) if r.executed is not None and Path(r.executed).exists()}
+    if not runs: raise FileNotFoundError(f'no executed notebooks in {profile_dir}: run `make reproduce PROFILE={profile}` first')
+    if site_dir.exists(): shutil.rmtree(site_dir)
+    site_dir.mkdir(parents=True)
+    index = Path(nbs_dir) / 'index.ipynb'
+    cmap = course_map(index) if index.exists() else []
+    listed = [r['notebook'] for r in cmap]
+    order = [n for n in listed if n in runs] + sorted(n for n in runs if n not in listed and n != 'index')
+    e, rel = html.escape, lambda p: os.path.relpath(p, site_dir).replace(os.sep, '/')
+    for k, name in enumerate(order):
+        prev_ = f'<a href="{_page_name(order[k - 1])}">&larr; {e(order[k - 1])}</a>' if k > 0 else '<span></span>'
+        next_ = f'<a href="{_page_name(order[k + 1])}">{e(order[k + 1])} &rarr;</a>' if k + 1 < len(order) else '<span></span>'
+        nav = f'<nav>{prev_}<a href="index.html">course map</a>{next_}</nav>'
+        render_notebook(runs[name].executed, site_dir, nav, _footer(runs[name], rel(profile_dir / name)), profile_dir / name)
+    if 'index' in runs: render_notebook(runs['index'].executed, site_dir, '<nav><span></span><a href="index.html">course map</a><span></span></nav>')
+    (site_dir / 'style.css').write_text(_SITE_CSS + HtmlFormatter().get_style_defs('.highlight'))
+    secs = lambda r: '' if r.seconds is None else f'{r.seconds:.0f}'
+    rows = []
+    for row in cmap + [dict(notebook=n, module='', content='') for n in order if n not in listed]:
+        r, name = runs.get(row['notebook']), row['notebook']
+        link = f'<a href="{_page_name(name)}">{e(name)}</a>' if r else f'{e(name)} <span class="note">(not in this run)</span>'
+        rows.append(f'<tr><td>{link}</td><td>{e(row["module"])}</td><td>{e(row["content"])}</td>'
+                    f'<td class="{e(r.status) if r else ""}">{e(r.status) if r else ""}</td><td>{secs(r) if r else ""}</td></tr>')
+    report = profile_dir / 'report.html'
+    links = ([f'<a href="readme.html">the README</a>'] if 'index' in runs else []) + \
+            ([f'<a href="{rel(report)}">the reproduction report</a>'] if report.exists() else [])
+    body = (f'<h1>invdiff_nb: the course, profile <code>{e(profile)}</code></h1>'
+            f'<p>Every notebook below was executed under the <code>{e(profile)}</code> profile; each page shows its outputs and '
+            f'figures. Also: {", ".join(links) or "no report"}.</p>'
+            '<table><tr><th>notebook</th><th>module</th><th>content</th><th>status</th><th>wall s</th></tr>' + ''.join(rows) + '</table>')
+    atomic_write_text(site_dir / 'index.html', _page(f'invdiff_nb course ({profile})', body))
+    return site_dir / 'index.html'
+
+# %% ../nbs/90_reproduce.ipynb #h19-site-check
+def check_site(site_dir) -> list[str]:
+    "Every local link (`href`/`src`) of every page in `site_dir` that does not resolve, as 'page: link'; [] if all do."
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlsplit
+    class Links(HTMLParser):
+        def __init__(self): super().__init__(); self.links = []
+        def handle_starttag(self, tag, attrs): self.links += [v for k, v in attrs if k in ('href', 'src') and v]
+    site_dir, broken = Path(site_dir), []
+    pages = sorted(site_dir.glob('*.html'))
+    if not pages: return [f'{site_dir}: no pages']
+    for page in pages:
+        p = Links(); p.feed(page.read_text(encoding='utf-8'))
+        for link in p.links:
+            u = urlsplit(link)
+            if u.scheme or u.netloc or link.startswith('#'): continue                 # external, or an anchor on the page
+            if not (page.parent / unquote(u.path)).exists(): broken.append(f'{page.name}: {link}')
+    return broken
+
 # %% ../nbs/90_reproduce.ipynb #c025
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='python -m invdiff_nb.reproduce',
@@ -307,7 +502,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument('--timeout', type=float, help="wall-clock seconds per notebook (default: the profile's notebook_timeout)")
     ap.add_argument('--cell-timeout', type=float, help='seconds per cell (default: the same as --timeout)')
     ap.add_argument('--report-only', action='store_true', help='rebuild the report from existing run folders')
-    ap.add_argument('--publish', action='store_true', help='copy report, results.json and PNGs to REPORTS/<profile>/')
+    ap.add_argument('--docs', action='store_true', help=f'render the executed notebooks into a static HTML course, OUT/<profile>/{SITE_DIR}/')
+    ap.add_argument('--publish', action='store_true', help='copy report, results.json, figures and the rendered course to REPORTS/<profile>/')
+    ap.add_argument('--max-publish-mb', type=float, default=PUBLISH_MAX_MB, help=f'refuse to publish more than this (default {PUBLISH_MAX_MB:g} MB)')
     ap.add_argument('--write-readme', action='store_true', help='write README.md from nbs/index.ipynb and reports/')
     ap.add_argument('--check-readme', action='store_true', help='exit 1 if README.md is not current')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -337,8 +534,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = run_notebooks(selected, profile_dir, args.profile, args.seed, args.timeout, args.cell_timeout, not args.no_progress)
     md, _ = build_report(profile_dir, runs, args.profile, args.seed)
     print(f'report: {md} (and report.html): ' + ', '.join(f'{r.name} {r.status}' for r in runs))
-    if args.publish: print(f'published to {publish(profile_dir, Path(args.reports or root / "reports") / args.profile)}'
-                           ' (run `make readme` to refresh the README)')
+    if args.docs:
+        try: site = build_site(profile_dir, nbs_dir, profile=args.profile)
+        except FileNotFoundError as e: return fail(e)
+        broken = check_site(site.parent)
+        print(f'rendered course: {site}' + (f'; {len(broken)} broken links: {broken[:5]}' if broken else ' (every link resolves)'))
+        if broken: return 1
+    if args.publish:
+        try: dest = publish(profile_dir, Path(args.reports or root / 'reports') / args.profile, args.max_publish_mb)
+        except ValueError as e: return fail(e, 1)
+        print(f'published to {dest} (run `make readme` to refresh the README)')
     bad = [r for r in runs if r.status in ('failed', 'timeout', 'incomplete')]
     for r in bad: print(r.message, file=sys.stderr)
     return 1 if bad else 0

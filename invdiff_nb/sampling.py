@@ -19,7 +19,7 @@ from .models import as_timesteps
 
 # %% auto #0
 __all__ = ['DIFFUSERS_SAMPLERS', 'step_outputs', 'configure_scheduler', 'Trajectory', 'forward_jump', 'sample', 'dpmpp_2m_update',
-           'CFGModel', 'ClassifierGuidance']
+           'GaussianMixtureDenoiser', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
 def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -154,6 +154,37 @@ def dpmpp_2m_update(x_t: torch.Tensor, x0_hat: torch.Tensor, x0_before: torch.Te
         r = (_lam(abar_t) - _lam(abar_before)) / h                        # r_i = h_{i-1} / h_i
         D = (1 + 1 / (2 * r)) * x0_hat - (1 / (2 * r)) * x0_before
     return ((1 - abar_next) / (1 - abar_t)) ** 0.5 * x_t - abar_next ** 0.5 * math.expm1(-h) * D
+
+# %% ../nbs/13_sampling.ipynb #h19-mixture-oracle
+class GaussianMixtureDenoiser(nn.Module):
+    "The exact E[eps | x_t, cond] of data from a mixture of isotropic Gaussians (an oracle with the model's call); cond k = component k."
+    def __init__(self, means: torch.Tensor, std: float, scheduler, weights: torch.Tensor | None = None):
+        super().__init__()
+        K = means.shape[0]
+        w = torch.full((K,), 1.0 / K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if means.ndim != 2 or w.shape != (K,) or not torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64)) or (w < 0).any():
+            raise ValueError(f'need means (K, D) and weights (K,) on the simplex, got {tuple(means.shape)} and {tuple(w.shape)}')
+        self.means, self.std, self.scheduler, self.log_w, self.null_class = means.double(), float(std), scheduler, w.log(), K
+    def _parts(self, x_t, t, cond):
+        "sqrt(abar), v_t (B, 1), component log-likelihoods + log-weights (B, K), masked to the condition."
+        t = as_timesteps(t, x_t.shape[0], None, x_t.device)
+        ab = self.scheduler.alphas_cumprod.to(x_t.device, torch.float64)[t][:, None]
+        v = ab * self.std ** 2 + 1 - ab
+        d2 = (x_t.double()[:, None, :] - ab.sqrt()[..., None] * self.means.to(x_t.device)).pow(2).sum(-1)   # (B, K)
+        ll = self.log_w.to(x_t.device) - d2 / (2 * v) - 0.5 * x_t.shape[1] * torch.log(2 * torch.pi * v)
+        if cond is not None:
+            cond = torch.as_tensor(cond, device=x_t.device).long().expand(x_t.shape[0])
+            pick = (torch.arange(len(self.means), device=x_t.device) == cond[:, None]) | (cond[:, None] == self.null_class)
+            ll = ll.masked_fill(~pick, -torch.inf) - torch.where(cond[:, None] == self.null_class, 0.0, self.log_w.to(x_t.device))
+        return ab.sqrt(), v, ll
+    def log_density(self, x_t: torch.Tensor, t, cond=None) -> torch.Tensor:
+        "log q_t(x_t | cond) per sample (B,): the mixture for cond=None or the null class, component k for cond k."
+        return torch.logsumexp(self._parts(x_t, t, cond)[2], dim=1)
+    def forward(self, x_t: torch.Tensor, t, cond=None) -> torch.Tensor:
+        sab, v, ll = self._parts(x_t, t, cond)
+        r = ll.softmax(dim=1)                                                                   # posterior over components
+        resid = x_t.double()[:, None, :] - sab[..., None] * self.means.to(x_t.device)          # (B, K, D)
+        return ((1 - sab ** 2).sqrt() / v * (r[..., None] * resid).sum(1)).to(x_t.dtype)
 
 # %% ../nbs/13_sampling.ipynb #c031
 class CFGModel(nn.Module):

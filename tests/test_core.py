@@ -145,6 +145,28 @@ def test_image_grid():
     with pytest.raises(ValueError, match='expects'): image_grid(torch.zeros(2, 2, 2, 2, 2))
 
 
+def test_conclusions_fill_every_placeholder_from_results(tmp_path):
+    from invdiff_nb.core import Conclusions, conclusions, fill_template
+    res = read_results(write_results(tmp_path, {'fd': 3.14159, 'acc': 0.5, 'sets': [1.25, 2.5], 'n': 7}, 'smoke', 0).parent)
+    text = conclusions(r"""
+        FD {{fd}} ({{fd:.2f}}) at $\bar\alpha_{t}$; {{acc:.0%}} of {{n}}; first {{sets[0]}}, last {{sets[-1]:.1f}}; {{profile}}.
+        """, res)
+    assert isinstance(text, Conclusions) and text._repr_markdown_() == text
+    assert text == r'FD 3.142 (3.14) at $\bar\alpha_{t}$; 50% of 7; first 1.25, last 2.5; smoke.'
+    assert fill_template('no placeholders {here}', res) == 'no placeholders {here}'
+
+
+@pytest.mark.parametrize('template, err, msg', [
+    ('{{fdd}}', KeyError, r"no result 'fdd' \(did you mean \['fd'\]\?\)"),
+    ('{{acc:d}}', ValueError, r"cannot format 0.5 \(float\) with spec 'd'"),
+    ('{{sets[2]}}', IndexError, r'has no element \[2\]'),
+    ('{{fd}', ValueError, 'malformed placeholder'),
+    ('{{ fd : .2f }} and {{', ValueError, 'malformed placeholder'),
+])
+def test_conclusions_bad_placeholders(template, err, msg):
+    from invdiff_nb.core import fill_template
+    with pytest.raises(err, match=msg): fill_template(template, {'fd': 1.0, 'acc': 0.5, 'sets': [1, 2]})
+
 def test_preset_eval_mode_batched():
     from invdiff_nb.core import PROFILES, preset, eval_mode, batched
     assert preset(PROFILES, 'cpu', n_seeds=3).n_seeds == 3 and PROFILES['cpu'].n_seeds == 1

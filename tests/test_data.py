@@ -62,3 +62,20 @@ def test_random_batches():
     with pytest.raises(ValueError, match='first dimension'): random_batches(x, y[:5], batch_size=2)
     with pytest.raises(ValueError, match='batch_size'): random_batches(x, batch_size=0)
     with pytest.raises(ValueError, match='at least one'): random_batches(batch_size=2)
+
+
+def test_ring_mode_stats():
+    from invdiff_nb.data import ring_centres, ring_mode_stats, toy_ring
+    x, y = toy_ring(2000, torch.Generator().manual_seed(0))
+    st = ring_mode_stats(x)
+    assert st['modes_covered'] == 8 and st['off_mode_share'] == 0 and torch.equal(st['mode'], y)
+    assert abs(sum(st['shares']) - 1) < 1e-6 and sum(st['counts']) == 2000
+    torch.testing.assert_close(ring_centres(4, 1.0), torch.tensor([[1., 0], [0, 1], [-1, 0], [0, -1]]), atol=1e-6, rtol=0)
+    # all points in one mode: one covered, the others empty; points at the centre of the ring are on no mode
+    one = ring_mode_stats(x[y == 0])
+    assert one['modes_covered'] == 1 and one['share_max'] == 1 and one['share_min'] == 0
+    assert ring_mode_stats(torch.zeros(10, 2))['off_mode_share'] == 1
+    # a mode with a tenth of its fair share is not covered (min_share = 1/4 of the fair share)
+    keep = (y != 5) | (torch.arange(2000) % 10 == 0)
+    assert ring_mode_stats(x[keep])['modes_covered'] == 7
+    with pytest.raises(ValueError, match=r'must be \(n, 2\)'): ring_mode_stats(torch.zeros(4, 3))

@@ -182,6 +182,39 @@ def test_adapter_bad_inputs(tiny_diffusers):
     with pytest.raises(ValueError, match='null class'): DiffusersUNet(plain, null_class=0)
 
 
+def test_mlp_denoiser():
+    from invdiff_nb.models import MLPConfig, MLPDenoiser
+    m = MLPDenoiser(MLPConfig(dim=3, hidden=32, layers=2, num_classes=4, num_train_timesteps=50))
+    x = torch.randn(6, 3)
+    assert torch.equal(m(x, 5), torch.zeros(6, 3)) and m.null_class == 4                 # zero-initialised output
+    nn.init.normal_(m.out.weight, std=0.1)
+    torch.testing.assert_close(m(x, 5), m(x, 5, torch.full((6,), 4)))                    # None = the null class
+    torch.testing.assert_close(m(x[:2], 7, torch.tensor([0, 1])), m(x, 7, torch.tensor([0, 1, 2, 3, 0, 1]))[:2])
+    assert MLPConfig.from_json(m.config.to_json()) == m.config
+    unc = MLPDenoiser(MLPConfig(hidden=16, layers=1))
+    assert unc.null_class is None and unc(torch.randn(2, 2), torch.tensor([0, 999])).shape == (2, 2)
+    for f, exc, msg in [(lambda: m(torch.randn(6, 2), 0), ValueError, r'must be \(B, 3\)'),
+                        (lambda: m(x, 50), ValueError, r'\[0, 49\]'),
+                        (lambda: m(x, 0, torch.full((6,), 5)), ValueError, r'\[0, 4\]'),
+                        (lambda: unc(torch.randn(2, 2), 0, torch.zeros(2, dtype=torch.long)), ValueError, 'unconditional')]:
+        with pytest.raises(exc, match=msg): f()
+
+
+def test_unet_diagram_follows_the_model(tmp_path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from invdiff_nb.models import Upsample, unet_config, unet_diagram
+    for cfg in (unet_config('smoke'), unet_config('cpu', num_classes=10), UNetConfig(num_res_blocks=2)):
+        net = UNet(cfg)
+        fig = unet_diagram(net, path=tmp_path / 'u.png')
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        arrows = sum(type(ch).__name__ == 'Annotation' for ch in fig.axes[0].get_children())
+        assert arrows == sum(not isinstance(m, Upsample) for m in net.up)                # one arrow per skip connection
+        assert len([t for t in texts if '\n' in t]) == 2 + len(net.down) + len(net.mid) + len(net.up)   # one box per layer
+        assert f'{cfg.in_channels}x{cfg.image_size}x{cfg.image_size}\n' in ''.join(texts)
+        assert (tmp_path / 'u.png').stat().st_size > 1000
+        plt.close(fig)
+
 def test_save_pretrained_round_trip_and_clear_mismatch(tmp_path):
     "save_pretrained / from_pretrained round-trip a UNet; weights saved for another config fail with the differing shapes named."
     from invdiff_nb.core import CheckpointError, load_weights, save_checkpoint, load_checkpoint

@@ -157,3 +157,75 @@ def test_readme_generation(tmp_path):
     assert not check_readme(tmp_path), 'a new published report must make the README stale'
     assert '| 10_x | ok |' in readme_text(tmp_path) and 'torch: 9' in readme_text(tmp_path)
     with pytest.raises(FileNotFoundError, match='index.ipynb does not exist'): readme_text(tmp_path / 'nothing')
+
+
+def _index_notebook(path, *stems):
+    "An index.ipynb whose course map lists `stems` (as nbs/index.ipynb does)."
+    rows = '\n'.join(f'| `{s}` | `mod{k}` | content of {s} |' for k, s in enumerate(stems))
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell('# tiny course\n\n## Course map\n\n| notebook | module | content |\n|---|---|---|\n' + rows + '\n\nafter the table'),
+        nbformat.v4.new_code_cell('profile = "cpu"\nseed = 0\nout_dir = "."', metadata={'tags': ['parameters']}),
+        nbformat.v4.new_code_cell('print("the README notebook")')])
+    nb.metadata['kernelspec'] = {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}
+    nbformat.write(nb, path)
+
+
+def test_docs_site_from_a_small_run(tmp_path, capsys):
+    "`--docs` renders every executed notebook, with the course map as index and prev/next links; every link resolves, also once published."
+    from invdiff_nb.reproduce import SITE_DIR, build_site, check_site, course_map
+    nbs = tmp_path / 'nbs'
+    gif = ('import io, base64\nfrom PIL import Image as PI\nfrom IPython.display import Image, display\n'
+           'frames = [PI.new("RGB", (8, 8), c) for c in ("red", "blue")]\np = pathlib.Path(out_dir) / "anim.gif"\n'
+           'frames[0].save(p, save_all=True, append_images=frames[1:], duration=100)\ndisplay(Image(filename=str(p)))')
+    tiny_notebook(nbs / '00_a.ipynb', '#| hide\nimport json, pathlib\nimport matplotlib.pyplot as plt',
+                  '#| export\ndef f(x): return 2 * x', 'fig = plt.figure(); plt.plot([0, 1]); plt.savefig(pathlib.Path(out_dir) / "line.png"); plt.show()',
+                  gif, 'pathlib.Path(out_dir, "results.json").write_text(json.dumps({"v": f(2)}))')
+    tiny_notebook(nbs / '01_b.ipynb', 'from IPython.display import Markdown\nMarkdown("$x_t = \\\\sqrt{\\\\bar\\\\alpha_t}\\\\,x_0$")')
+    tiny_notebook(nbs / '05_extra.ipynb', 'print("not in the course map")')
+    _index_notebook(nbs / 'index.ipynb', '00_a', '01_b', '02_not_run')
+    assert [r['notebook'] for r in course_map(nbs / 'index.ipynb')] == ['00_a', '01_b', '02_not_run']
+    runs = tmp_path / 'runs'
+    rc = main(['--profile', 'smoke', '--nbs', str(nbs), '--out', str(runs), '--no-progress', '--docs'])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    site = runs / 'smoke' / SITE_DIR
+    assert 'every link resolves' in out.out and check_site(site) == []
+    pages = sorted(p.name for p in site.glob('*.html'))
+    assert pages == ['00_a.html', '01_b.html', '05_extra.html', 'index.html', 'readme.html']
+    index = (site / 'index.html').read_text()
+    assert index.index('href="00_a.html"') < index.index('href="01_b.html"') < index.index('href="05_extra.html"')
+    assert '02_not_run <span class="note">(not in this run)</span>' in index and 'href="../report.html"' in index
+    a, b, extra = ((site / p).read_text() for p in ('00_a.html', '01_b.html', '05_extra.html'))
+    assert 'href="01_b.html"' in a and 'href="00_a.html"' in b and 'href="05_extra.html"' in b and 'href="01_b.html"' in extra
+    assert '#| hide' not in a and 'import json' not in a and '#| export' not in a and 'def' in a       # hidden cells and directives
+    assert 'out_dir' not in a.split('</nav>')[1].split('<div')[0] and 'injected-parameters' not in a
+    assert 'href="../00_a/results.json"' in a and 'href="../00_a/line.png"' in a and 'src="../00_a/anim.gif"' in a
+    assert list((site / '00_a_files').glob('*.png')) and not list(site.rglob('*.gif'))     # inline PNG extracted; the GIF not copied
+    assert '\\bar' in b and 'mathjax' in b.lower()                                          # LaTeX left for MathJax
+    # published: same layout, same links, within the size limit; a limit it exceeds is refused
+    assert main(['--profile', 'smoke', '--report-only', '--publish', '--nbs', str(nbs), '--out', str(runs),
+                 '--reports', str(tmp_path / 'reports')]) == 0
+    pub = tmp_path / 'reports' / 'smoke'
+    assert check_site(pub / SITE_DIR) == [] and (pub / '00_a' / 'anim.gif').exists() and not list(pub.rglob('*.ipynb'))
+    assert main(['--profile', 'smoke', '--report-only', '--publish', '--max-publish-mb', '0.001', '--nbs', str(nbs),
+                 '--out', str(runs), '--reports', str(tmp_path / 'reports2')]) == 1
+    assert 'more than 0.001 MB' in capsys.readouterr().err and not (tmp_path / 'reports2').exists()
+    # a broken link is found; no executed notebooks is a clear error
+    (site / '00_a_files').rename(site / 'elsewhere')
+    assert any(x.startswith('00_a.html: 00_a_files/') for x in check_site(site))
+    with pytest.raises(FileNotFoundError, match='make reproduce PROFILE=cpu'): build_site(tmp_path / 'empty', nbs, profile='cpu')
+
+
+def test_shrink_png_keeps_the_picture():
+    import io
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+    from invdiff_nb.reproduce import shrink_png
+    fig, ax = plt.subplots(); ax.plot(np.sin(np.linspace(0, 6, 100))); ax.imshow(np.random.default_rng(0).random((8, 8)), extent=(0, 20, -1, 1))
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80); plt.close(fig)
+    small = shrink_png(buf.getvalue())
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert('RGB'), dtype=float) for x in (buf.getvalue(), small))
+    assert len(small) < len(buf.getvalue()) and a.shape == b.shape and np.abs(a - b).mean() < 2.0   # out of 255
+    assert shrink_png(b'not a png') == b'not a png'

@@ -361,6 +361,28 @@ def test_classifier_learns_quickly():
     assert noisy_accuracy(clf, sch, x0, y, 0, make_generator(1)) > 0.95
 
 
+def test_gaussian_mixture_denoiser_is_the_exact_posterior_noise():
+    "Tweedie: -E[eps|x_t]/sqrt(1-abar) is the score of q_t; with one component it is the Gaussian posterior mean of eps."
+    from invdiff_nb.sampling import GaussianMixtureDenoiser
+    from invdiff_nb.ddpm import GaussianScheduler
+    s = GaussianScheduler(num_train_timesteps=100, beta_schedule='cosine')
+    means = torch.tensor([[2.0, 0.0, 1.0], [-1.0, 1.0, 0.0]])
+    m = GaussianMixtureDenoiser(means, 0.3, s, weights=torch.tensor([0.25, 0.75]))
+    x = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    t = torch.randint(0, 100, (16,), generator=torch.Generator().manual_seed(1))
+    score = torch.autograd.grad(m.log_density(x, t).sum(), x)[0]
+    ab = s.alphas_cumprod[t][:, None]
+    torch.testing.assert_close(-m(x.detach(), t) / (1 - ab).sqrt(), score, rtol=1e-9, atol=1e-9)
+    # conditioning on component k: the single Gaussian's E[eps | x_t] = sqrt(1-abar) (x - sqrt(abar) mu_k) / v
+    v = ab * 0.09 + 1 - ab
+    torch.testing.assert_close(m(x.detach(), t, torch.ones(16, dtype=torch.long)), (1 - ab).sqrt() * (x.detach() - ab.sqrt() * means[1].double()) / v)
+    # the null class is the mixture; a density integrates the weights: log q(x | k) + log w_k summed over k = log q(x)
+    torch.testing.assert_close(m(x.detach(), t, torch.full((16,), 2)), m(x.detach(), t))
+    lk = torch.stack([m.log_density(x.detach(), t, torch.full((16,), k)) for k in range(2)], 1) + torch.tensor([0.25, 0.75]).log()
+    torch.testing.assert_close(torch.logsumexp(lk, 1), m.log_density(x.detach(), t))
+    assert m.null_class == 2 and m(x.detach().float(), t).dtype == torch.float32
+    with pytest.raises(ValueError, match='on the simplex'): GaussianMixtureDenoiser(means, 0.3, s, weights=torch.tensor([0.5, 0.6]))
+
 @pytest.mark.parametrize('name', ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'HeunDiscreteScheduler'])
 def test_sample_drives_other_diffusers_schedulers(name):
     "Float timesteps and scale_model_input: `sample` equals the loop of diffusers' documentation, draw for draw."
