@@ -15,11 +15,11 @@ from .core import Config, get_device, make_generator, seed_everything, atomic_wr
 from .reproduce import _in_ipython
 
 # %% auto #0
-__all__ = ['UNET_PRESETS', 'BENCH_PROFILES', 'BenchConfig', 'build_unet', 'train_step_flops', 'synthetic_data',
+__all__ = ['DIFFUSERS_UNET_PRESETS', 'BENCH_PROFILES', 'BenchConfig', 'build_unet', 'train_step_flops', 'synthetic_data',
            'plain_diffusers_train', 'our_train', 'time_sampling', 'run_bench', 'main']
 
 # %% ../nbs/60_bench.ipynb #c006
-UNET_PRESETS = {
+DIFFUSERS_UNET_PRESETS = {
     'anchor': dict(sample_size=32, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(64, 128, 256, 256),
                    num_class_embeds=5, down_block_types=('DownBlock2D', 'DownBlock2D', 'AttnDownBlock2D', 'DownBlock2D'),
                    up_block_types=('UpBlock2D', 'AttnUpBlock2D', 'UpBlock2D', 'UpBlock2D')),
@@ -31,7 +31,7 @@ UNET_PRESETS = {
 @dataclass
 class BenchConfig(Config):
     "Settings of one benchmark run."
-    preset: str = 'anchor'          # key of UNET_PRESETS
+    preset: str = 'anchor'          # key of DIFFUSERS_UNET_PRESETS
     batch_size: int = 256
     train_steps: int = 30           # timed steps per path
     warmup_steps: int = 5           # untimed steps first (compilation, allocator warm-up)
@@ -45,7 +45,7 @@ class BenchConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        lookup_profile(UNET_PRESETS, self.preset, 'UNet preset')
+        lookup_profile(DIFFUSERS_UNET_PRESETS, self.preset, 'UNet preset')
         for k in ('batch_size', 'train_steps', 'sample_n', 'ddpm_steps', 'ddim_steps'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
 
@@ -59,7 +59,7 @@ def build_unet(preset: str, seed: int = 0):
     "A freshly initialised diffusers UNet2DModel of the named preset (seeded; nothing downloaded)."
     from diffusers import UNet2DModel
     torch.manual_seed(seed)
-    return UNet2DModel(**lookup_profile(UNET_PRESETS, preset, 'UNet preset'))
+    return UNet2DModel(**lookup_profile(DIFFUSERS_UNET_PRESETS, preset, 'UNet preset'))
 
 # %% ../nbs/60_bench.ipynb #c009
 def train_step_flops(unet: nn.Module, batch_size: int, device) -> float:
@@ -88,7 +88,7 @@ def _peak_mb(device):
 
 def synthetic_data(cfg: BenchConfig, device, n: int = 2048):
     "Images in [-1, 1] and class labels, resident on `device` (what is trained on does not change the speed)."
-    p = UNET_PRESETS[cfg.preset]; g = make_generator(cfg.seed, 'cpu')
+    p = DIFFUSERS_UNET_PRESETS[cfg.preset]; g = make_generator(cfg.seed, 'cpu')
     x = torch.rand(n, p['in_channels'], p['sample_size'], p['sample_size'], generator=g) * 2 - 1
     y = torch.randint(0, p['num_class_embeds'], (n,), generator=g)
     return x.to(device), y.to(device)
@@ -153,15 +153,15 @@ def time_sampling(cfg: BenchConfig, device) -> dict:
     if cfg.compile and dev.type == 'cuda':
         try: net = torch.compile(model)
         except Exception: net = model
-    p = UNET_PRESETS[cfg.preset]; shape = (cfg.sample_n, p['in_channels'], p['sample_size'], p['sample_size'])
+    p = DIFFUSERS_UNET_PRESETS[cfg.preset]; shape = (cfg.sample_n, p['in_channels'], p['sample_size'], p['sample_size'])
     cond = torch.arange(cfg.sample_n, device=dev) % p['num_class_embeds']
     out = {}
     for name, sampler, n in (('ddpm', 'ddpm', cfg.ddpm_steps), ('ddim', 'ddim', cfg.ddim_steps)):
         sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=cfg.num_train_timesteps))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16 and dev.type == 'cuda'):
-            sample(net, sched, shape, n_steps=min(2, n), sampler=sampler, cond=cond, generator=make_generator(0, dev), device=dev)   # warm-up
+            sample(net, sched, shape, num_inference_steps=min(2, n), sampler=sampler, cond=cond, generator=make_generator(0, dev), device=dev)   # warm-up
             _sync(dev); t0 = time.perf_counter()
-            sample(net, sched, shape, n_steps=n, sampler=sampler, cond=cond, generator=make_generator(0, dev), device=dev)
+            sample(net, sched, shape, num_inference_steps=n, sampler=sampler, cond=cond, generator=make_generator(0, dev), device=dev)
             _sync(dev)
         out[f'sample_{name}{n}_seconds'] = time.perf_counter() - t0
     return out
@@ -190,7 +190,7 @@ def main(argv=None):
     "Command line: python -m invdiff_nb.bench [--profile smoke|cpu|gpu] [--preset ...] [--out bench.json]"
     ap = argparse.ArgumentParser(prog='python -m invdiff_nb.bench', description=main.__doc__)
     ap.add_argument('--profile', default=None, help='start from a profile preset: smoke, cpu or gpu (default: gpu on CUDA, else cpu)')
-    ap.add_argument('--preset', help='UNet preset: ' + ', '.join(UNET_PRESETS))
+    ap.add_argument('--preset', help='UNet preset: ' + ', '.join(DIFFUSERS_UNET_PRESETS))
     for k in ('batch-size', 'train-steps', 'warmup-steps', 'sample-n', 'ddpm-steps', 'ddim-steps'): ap.add_argument(f'--{k}', type=int)
     ap.add_argument('--no-compile', action='store_true'); ap.add_argument('--device'); ap.add_argument('--out', default='bench.json')
     a = ap.parse_args(argv)

@@ -31,16 +31,16 @@ class BenchmarkSpec:
     target_values: tuple           # names of the target values (class prompts)
     bias_name: str
     bias_values: tuple             # names of the bias values
-    train_ratios: tuple            # one weight per group g = target * n_bias + bias
+    train_ratios: tuple            # one weight per group g = target * num_bias_values + bias
     n_train: int = 4795            # size of the biased training split
     n_per_group: int = 250         # images per group in each balanced split
     @property
-    def n_target(self) -> int: return len(self.target_values)
+    def num_classes(self) -> int: return len(self.target_values)
     @property
-    def n_bias(self) -> int: return len(self.bias_values)
+    def num_bias_values(self) -> int: return len(self.bias_values)
     @property
-    def n_groups(self) -> int: return self.n_target * self.n_bias
-    def group_name(self, g: int) -> str: return f'{self.target_values[g // self.n_bias]} / {self.bias_values[g % self.n_bias]}'
+    def num_groups(self) -> int: return self.num_classes * self.num_bias_values
+    def group_name(self, g: int) -> str: return f'{self.target_values[g // self.num_bias_values]} / {self.bias_values[g % self.num_bias_values]}'
 
 BENCHMARKS = {
     'waterbirds': BenchmarkSpec('waterbirds', 'bird', ('landbird', 'waterbird'), 'place', ('land', 'water'),
@@ -64,21 +64,21 @@ def check_size(size: int) -> int:
 # %% ../nbs/40_bias_data.ipynb #c010
 def resolve_ratios(spec: BenchmarkSpec, group_ratios: Sequence[float] | None = None,
                    correlation: float | None = None) -> torch.Tensor:
-    "Normalised group proportions (n_groups,) float64 from explicit ratios, a correlation strength, or the defaults."
+    "Normalised group proportions (num_groups,) float64 from explicit ratios, a correlation strength, or the defaults."
     if group_ratios is not None and correlation is not None:
         raise ValueError('give either group_ratios or correlation, not both')
     if correlation is not None:
         c = float(correlation)
         if not 0.0 <= c <= 1.0: raise ValueError(f'correlation must be in [0, 1], got {correlation}')
-        base = torch.tensor(spec.train_ratios, dtype=torch.float64).view(spec.n_target, spec.n_bias)
+        base = torch.tensor(spec.train_ratios, dtype=torch.float64).view(spec.num_classes, spec.num_bias_values)
         class_share, aligned = base.sum(1), base.argmax(1)
-        p = torch.full_like(base, (1 - c) / max(spec.n_bias - 1, 1))
-        p[torch.arange(spec.n_target), aligned] = c
+        p = torch.full_like(base, (1 - c) / max(spec.num_bias_values - 1, 1))
+        p[torch.arange(spec.num_classes), aligned] = c
         p = p * class_share[:, None]
         return (p / p.sum()).flatten()
     r = torch.tensor(spec.train_ratios if group_ratios is None else list(group_ratios), dtype=torch.float64)
-    if r.ndim != 1 or len(r) != spec.n_groups:
-        raise ValueError(f'{spec.name} has {spec.n_groups} groups ({spec.n_target} target x {spec.n_bias} bias values), '
+    if r.ndim != 1 or len(r) != spec.num_groups:
+        raise ValueError(f'{spec.name} has {spec.num_groups} groups ({spec.num_classes} target x {spec.num_bias_values} bias values), '
                          f'got {len(r) if r.ndim == 1 else tuple(r.shape)} group ratios')
     if not torch.isfinite(r).all() or (r < 0).any() or r.sum() <= 0:
         raise ValueError(f'group ratios must be finite, non-negative and not all zero, got {r.tolist()}')
@@ -107,15 +107,15 @@ class BiasDataset:
         if self.x.ndim != 4 or self.x.shape[1] != 3: raise ValueError(f'x must be (N, 3, H, W), got {tuple(self.x.shape)}')
         if self.target.shape != (n,) or self.bias.shape != (n,):
             raise ValueError(f'target and bias must be ({n},), got {tuple(self.target.shape)} and {tuple(self.bias.shape)}')
-        if n and (self.target.min() < 0 or self.target.max() >= self.spec.n_target or self.bias.min() < 0 or self.bias.max() >= self.spec.n_bias):
-            raise ValueError(f'labels out of range for {self.spec.name}: target in [0, {self.spec.n_target}), bias in [0, {self.spec.n_bias})')
+        if n and (self.target.min() < 0 or self.target.max() >= self.spec.num_classes or self.bias.min() < 0 or self.bias.max() >= self.spec.num_bias_values):
+            raise ValueError(f'labels out of range for {self.spec.name}: target in [0, {self.spec.num_classes}), bias in [0, {self.spec.num_bias_values})')
     @property
-    def group(self) -> torch.Tensor: return self.target * self.spec.n_bias + self.bias
+    def group(self) -> torch.Tensor: return self.target * self.spec.num_bias_values + self.bias
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.target[i], self.bias[i], self.group[i]
     def group_counts(self) -> torch.Tensor:
-        "Images per group (n_groups,)."
-        return torch.bincount(self.group.cpu(), minlength=self.spec.n_groups)
+        "Images per group (num_groups,)."
+        return torch.bincount(self.group.cpu(), minlength=self.spec.num_groups)
     def subset(self, idx) -> 'BiasDataset':
         "The samples at `idx` (indices or a boolean mask)."
         return replace(self, x=self.x[idx], target=self.target[idx], bias=self.bias[idx])
@@ -297,11 +297,11 @@ def make_benchmark(name: str = 'waterbirds', split: str = 'train', size: int = 1
             raise ValueError(f"split {split!r} is group-balanced: set n_per_group (group_ratios, correlation and n apply to 'train')")
         m = spec.n_per_group if n_per_group is None else n_per_group
         if m < 0: raise ValueError(f'n_per_group must be >= 0, got {m}')
-        counts = torch.full((spec.n_groups,), int(m), dtype=torch.long)
+        counts = torch.full((spec.num_groups,), int(m), dtype=torch.long)
     g = make_generator(derive_seed(seed, 'bias_data', name, split))
-    group = torch.repeat_interleave(torch.arange(spec.n_groups), counts)
+    group = torch.repeat_interleave(torch.arange(spec.num_groups), counts)
     group = group[torch.randperm(len(group), generator=g)]
-    target, bias = group // spec.n_bias, group % spec.n_bias
+    target, bias = group // spec.num_bias_values, group % spec.num_bias_values
     x = render(name, target, bias, size, g, device=device)
     return BiasDataset(x, target.to(device), bias.to(device), spec, split)
 
@@ -311,7 +311,7 @@ def show_groups(ds: BiasDataset, per_group: int = 8, title: str | None = None, p
     import matplotlib.pyplot as plt
     from invdiff_nb.core import image_grid, save_fig
     spec, counts, group = ds.spec, ds.group_counts(), ds.group.cpu()
-    fig, axes = plt.subplots(spec.n_groups, 1, figsize=(max(4, per_group * 0.9), spec.n_groups * 1.0), squeeze=False)
+    fig, axes = plt.subplots(spec.num_groups, 1, figsize=(max(4, per_group * 0.9), spec.num_groups * 1.0), squeeze=False)
     for gi, ax in enumerate(axes[:, 0]):
         idx = (group == gi).nonzero().flatten()[:per_group]
         if len(idx): ax.imshow(image_grid(ds.x[idx], nrow=per_group), interpolation='nearest')
@@ -345,7 +345,7 @@ def subsample_groups(ds: BiasDataset, group_ratios: Sequence[float], n: int | No
     counts = counts_from_ratios(r, n)
     counts = torch.minimum(counts, have.long())
     g = make_generator(derive_seed(seed, 'subsample_groups'))
-    idx = [(ds.group.cpu() == k).nonzero().flatten()[torch.randperm(int(have[k]), generator=g)[:int(counts[k])]] for k in range(ds.spec.n_groups)]
+    idx = [(ds.group.cpu() == k).nonzero().flatten()[torch.randperm(int(have[k]), generator=g)[:int(counts[k])]] for k in range(ds.spec.num_groups)]
     return ds.subset(torch.cat(idx).sort().values)
 
 def _need(path: Path, what: str):

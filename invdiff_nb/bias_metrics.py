@@ -18,26 +18,26 @@ from .train import TrainConfig, fit
 from . import metrics
 
 # %% auto #0
-__all__ = ['CLASSIFIER_PROFILES', 'group_count_table', 'bias_score_from_counts', 'bias_score', 'group_proportions',
-           'worst_group_share', 'count_table_markdown', 'AttrClassifierConfig', 'classifier_config',
+__all__ = ['ATTR_CLASSIFIER_PRESETS', 'group_count_table', 'bias_score_from_counts', 'bias_score', 'group_proportions',
+           'worst_group_share', 'count_table_markdown', 'AttrClassifierConfig', 'attr_classifier_config',
            'AttributeClassifier', 'fit_attribute_classifier', 'balanced_training_data', 'attribute_classifiers',
            'evaluate_bias', 'classifier_accuracy', 'feature_metrics']
 
 # %% ../nbs/41_bias_metrics.ipynb #c007
-def group_count_table(classes: torch.Tensor, bias: torch.Tensor, n_classes: int, n_bias: int) -> torch.Tensor:
-    "Counts (n_classes, n_bias) of images per (class prompt, bias value)."
+def group_count_table(classes: torch.Tensor, bias: torch.Tensor, num_classes: int, num_bias_values: int) -> torch.Tensor:
+    "Counts (num_classes, num_bias_values) of images per (class prompt, bias value)."
     classes, bias = torch.as_tensor(classes).long().flatten().cpu(), torch.as_tensor(bias).long().flatten().cpu()
     if classes.shape != bias.shape: raise ValueError(f'classes and bias must have the same length, got {len(classes)} and {len(bias)}')
-    if len(classes) and (classes.min() < 0 or classes.max() >= n_classes):
-        raise ValueError(f'class labels must be in [0, {n_classes}), got range [{classes.min()}, {classes.max()}]')
-    if len(bias) and (bias.min() < 0 or bias.max() >= n_bias):
-        raise ValueError(f'bias labels must be in [0, {n_bias}), got range [{bias.min()}, {bias.max()}]')
-    return torch.bincount(classes * n_bias + bias, minlength=n_classes * n_bias).view(n_classes, n_bias)
+    if len(classes) and (classes.min() < 0 or classes.max() >= num_classes):
+        raise ValueError(f'class labels must be in [0, {num_classes}), got range [{classes.min()}, {classes.max()}]')
+    if len(bias) and (bias.min() < 0 or bias.max() >= num_bias_values):
+        raise ValueError(f'bias labels must be in [0, {num_bias_values}), got range [{bias.min()}, {bias.max()}]')
+    return torch.bincount(classes * num_bias_values + bias, minlength=num_classes * num_bias_values).view(num_classes, num_bias_values)
 
 def bias_score_from_counts(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
-    "Bias score (Chuang et al. 2023) of a count (or proportion) table (n_classes, K): (mean over non-empty classes, per-class scores, NaN if empty)."
+    "Bias score (Chuang et al. 2023) of a count (or proportion) table (num_classes, K): (mean over non-empty classes, per-class scores, NaN if empty)."
     counts = torch.as_tensor(counts, dtype=torch.float64)
-    if counts.ndim != 2 or counts.shape[1] < 2: raise ValueError(f'counts must be (n_classes, K) with K >= 2 bias values, got shape {tuple(counts.shape)}')
+    if counts.ndim != 2 or counts.shape[1] < 2: raise ValueError(f'counts must be (num_classes, K) with K >= 2 bias values, got shape {tuple(counts.shape)}')
     if (counts < 0).any(): raise ValueError('counts must be non-negative')
     K, N = counts.shape[1], counts.sum(1)
     pair_sum = (counts[:, :, None] - counts[:, None, :]).abs().sum((1, 2)) / 2       # sum over i < j of |n_i - n_j|
@@ -45,9 +45,9 @@ def bias_score_from_counts(counts: torch.Tensor) -> tuple[float, torch.Tensor]:
     if not (N > 0).any(): raise ValueError('the count table is empty: no images to score')
     return float(per_class[N > 0].mean()), per_class
 
-def bias_score(classes, bias, n_classes: int, n_bias: int) -> float:
+def bias_score(classes, bias, num_classes: int, num_bias_values: int) -> float:
     "Bias score of images with class prompts `classes` and (true or classified) bias values `bias`."
-    return bias_score_from_counts(group_count_table(classes, bias, n_classes, n_bias))[0]
+    return bias_score_from_counts(group_count_table(classes, bias, num_classes, num_bias_values))[0]
 
 # %% ../nbs/41_bias_metrics.ipynb #c013
 def group_proportions(counts: torch.Tensor) -> torch.Tensor:
@@ -64,9 +64,9 @@ def count_table_markdown(counts: torch.Tensor, spec) -> str:
     "The count table with proportions as markdown (rows: target values, columns: bias values)."
     p = group_proportions(counts)
     head = f'| {spec.target_name} \\ {spec.bias_name} | ' + ' | '.join(spec.bias_values) + ' |'
-    rows = [head, '|---' * (spec.n_bias + 1) + '|']
-    rows += [f'| {spec.target_values[c]} | ' + ' | '.join(f'{int(counts[c, b])} ({p[c, b]:.2f})' for b in range(spec.n_bias)) + ' |'
-             for c in range(spec.n_target)]
+    rows = [head, '|---' * (spec.num_bias_values + 1) + '|']
+    rows += [f'| {spec.target_values[c]} | ' + ' | '.join(f'{int(counts[c, b])} ({p[c, b]:.2f})' for b in range(spec.num_bias_values)) + ' |'
+             for c in range(spec.num_classes)]
     return '\n'.join(rows)
 
 # %% ../nbs/41_bias_metrics.ipynb #c016
@@ -87,20 +87,20 @@ class AttrClassifierConfig(Config):
         get_spec(self.benchmark); check_size(self.size)
         if self.arch not in ('cnn', 'resnet18'): raise ValueError(f"arch must be 'cnn' or 'resnet18', got {self.arch!r}")
 
-CLASSIFIER_PROFILES = {'smoke': dict(steps=40, n_per_group=64), 'cpu': dict(steps=600, n_per_group=500),
-                       'gpu': dict(steps=3000, n_per_group=2000, batch_size=256)}
+ATTR_CLASSIFIER_PRESETS = {'smoke': dict(steps=40, n_per_group=64), 'cpu': dict(steps=600, n_per_group=500),
+                           'gpu': dict(steps=3000, n_per_group=2000, batch_size=256)}
 
-def classifier_config(benchmark: str, size: int, profile: str = 'cpu', **overrides) -> AttrClassifierConfig:
+def attr_classifier_config(benchmark: str, size: int, profile: str = 'cpu', **overrides) -> AttrClassifierConfig:
     "The classifier config of a profile ('smoke', 'cpu', 'gpu'); ResNet-18 by default at 64 px."
     kw = dict(benchmark=benchmark, size=size, arch='resnet18' if size == 64 else 'cnn')
-    kw.update(lookup_profile(CLASSIFIER_PROFILES, profile)); kw.update(overrides)
+    kw.update(lookup_profile(ATTR_CLASSIFIER_PRESETS, profile)); kw.update(overrides)
     return AttrClassifierConfig(**kw)
 
 class AttributeClassifier(nn.Module):
     "Shared trunk with a target head and a bias head; `features(x)` is the pooled trunk output."
-    def __init__(self, cfg: AttrClassifierConfig):
+    def __init__(self, config: AttrClassifierConfig):
         super().__init__()
-        self.cfg, spec, w = cfg, get_spec(cfg.benchmark), cfg.width
+        cfg = self.config = config; spec, w = get_spec(cfg.benchmark), cfg.width
         if cfg.arch == 'resnet18':
             from torchvision.models import resnet18
             self.trunk = resnet18(weights=None); self.feat_dim = self.trunk.fc.in_features; self.trunk.fc = nn.Identity()
@@ -109,17 +109,17 @@ class AttributeClassifier(nn.Module):
             self.trunk = nn.Sequential(*blk(3, w), nn.MaxPool2d(2), *blk(w, 2 * w), nn.MaxPool2d(2), *blk(2 * w, 4 * w),
                                        *blk(4 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.feat_dim = 4 * w
-        self.target_head, self.bias_head = nn.Linear(self.feat_dim, spec.n_target), nn.Linear(self.feat_dim, spec.n_bias)
+        self.target_head, self.bias_head = nn.Linear(self.feat_dim, spec.num_classes), nn.Linear(self.feat_dim, spec.num_bias_values)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Features (B, feat_dim) of images (B, 3, size, size) in [-1, 1]."
-        s = self.cfg.size
+        s = self.config.size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2:] != (s, s):
-            raise ValueError(f'AttributeClassifier({self.cfg.benchmark}, {s} px) expects images (B, 3, {s}, {s}), got {tuple(x.shape)}')
+            raise ValueError(f'AttributeClassifier({self.config.benchmark}, {s} px) expects images (B, 3, {s}, {s}), got {tuple(x.shape)}')
         return self.trunk(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "Logits (target (B, n_target), bias (B, n_bias))."
+        "Logits (target (B, num_classes), bias (B, num_bias_values))."
         h = self.features(x)
         return self.target_head(h), self.bias_head(h)
 
@@ -143,7 +143,7 @@ class AttributeClassifier(nn.Module):
 # %% ../nbs/41_bias_metrics.ipynb #c018
 def fit_attribute_classifier(model: AttributeClassifier, data: BiasDataset, seed: int = 0, device=None, progress: bool = False):
     "Train `model` in place on `data` (target + bias cross-entropy, random flips) with `train.fit`; returns the TrainResult."
-    cfg = model.cfg
+    cfg = model.config
     device = get_device(device)
     x, t, b = data.x.to(device), data.target.to(device), data.bias.to(device)
     def loss_fn(m, batch, g):
@@ -163,7 +163,7 @@ def balanced_training_data(cfg: AttrClassifierConfig, device='cpu') -> BiasDatas
 def attribute_classifiers(benchmark: str = 'waterbirds', size: int = 16, seed: int = 0, profile: str = 'cpu',
                           root=None, device=None, verbose: bool = True, **overrides) -> AttributeClassifier:
     "The trained (target, bias) classifier of a benchmark: from the cache of `core.load_or_train`, else trained now."
-    cfg = classifier_config(benchmark, size, profile, **overrides)
+    cfg = attr_classifier_config(benchmark, size, profile, **overrides)
     device = get_device(device)
     model = AttributeClassifier(cfg).to(device)
     train = lambda m: fit_attribute_classifier(m, balanced_training_data(cfg, device), seed=seed, device=device)
@@ -173,11 +173,11 @@ def attribute_classifiers(benchmark: str = 'waterbirds', size: int = 16, seed: i
 # %% ../nbs/41_bias_metrics.ipynb #c020
 def evaluate_bias(images: torch.Tensor, classes: torch.Tensor, clf: AttributeClassifier, batch_size: int = 512) -> dict:
     "Bias score, count table, proportions, worst-group share and prompt accuracy of `images` generated for `classes`."
-    spec = get_spec(clf.cfg.benchmark)
+    spec = get_spec(clf.config.benchmark)
     classes = torch.as_tensor(classes).long().cpu()
     if len(classes) != len(images): raise ValueError(f'{len(images)} images but {len(classes)} class labels')
     t_pred, b_pred = (p.cpu() for p in clf.predict(images, batch_size))
-    counts = group_count_table(classes, b_pred, spec.n_target, spec.n_bias)
+    counts = group_count_table(classes, b_pred, spec.num_classes, spec.num_bias_values)
     score, per_class = bias_score_from_counts(counts)
     return dict(bias_score=score, per_class_bias_score=per_class.tolist(), group_counts=counts,
                 proportions=group_proportions(counts), worst_group_share=worst_group_share(counts),
@@ -188,7 +188,7 @@ def classifier_accuracy(clf: AttributeClassifier, data: BiasDataset, batch_size:
     t_pred, b_pred = (p.cpu() for p in clf.predict(data.x, batch_size))
     ok_t, ok_b = (t_pred == data.target.cpu()).double(), (b_pred == data.bias.cpu()).double()
     grp = data.group.cpu()
-    per_group = [float((ok_t[grp == k] * ok_b[grp == k]).mean()) for k in range(data.spec.n_groups) if (grp == k).any()]
+    per_group = [float((ok_t[grp == k] * ok_b[grp == k]).mean()) for k in range(data.spec.num_groups) if (grp == k).any()]
     return dict(target_acc=float(ok_t.mean()), bias_acc=float(ok_b.mean()), worst_group_both_acc=min(per_group))
 
 def feature_metrics(clf: AttributeClassifier, real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict:

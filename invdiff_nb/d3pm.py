@@ -14,18 +14,20 @@ from torch import nn
 
 from .core import Config
 from .ddpm import StepOutput
+from .models import timestep_embedding
 from .sampling import sample
 
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
            'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms', 'elbo_bpd',
-           'd3pm_sample', 'enumerate_exact', 'timestep_embedding', 'DigitNetConfig', 'DigitDenoiser', 'quantize',
-           'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
+           'd3pm_sample', 'enumerate_exact', 'DigitNetConfig', 'DigitDenoiser', 'quantize', 'gaussian_beta_end',
+           'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
-def d3pm_betas(schedule: str, T: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
+def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
     "The (T,) float64 betas of a D3PM schedule: 'cosine', 'inverse' (1/(T-t+1)) or 'linear'."
-    if not isinstance(T, int) or T < 1: raise ValueError(f'T must be a positive int, got {T!r}')
+    T = num_train_timesteps
+    if not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
     if schedule == 'cosine':
         s = torch.arange(T + 1, dtype=torch.float64) / T
         abar = torch.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
@@ -40,19 +42,22 @@ def d3pm_betas(schedule: str, T: int, beta_start: float = 0.02, beta_end: float 
 DEFAULT_SCHEDULE = {'uniform': 'cosine', 'absorbing': 'inverse', 'gaussian': 'linear'}
 
 # %% ../nbs/20_d3pm.ipynb #c009
-def uniform_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
+def uniform_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) uniform transition matrices (1-b) I + b 11^T / K."
+    K = num_categories
     b = betas.to(torch.float64)[:, None, None]
     return (1 - b) * torch.eye(K, dtype=torch.float64) + b / K
 
-def absorbing_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
+def absorbing_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K+1, K+1) absorbing matrices (1-b) I + b 1 e_m^T; the mask is the last state, index K."
+    K = num_categories
     b = betas.to(torch.float64)[:, None, None]
     e_m = torch.zeros(K + 1, dtype=torch.float64); e_m[K] = 1
     return (1 - b) * torch.eye(K + 1, dtype=torch.float64) + b * e_m
 
-def gaussian_Q(betas: torch.Tensor, K: int) -> torch.Tensor:
+def gaussian_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) discretized-Gaussian matrices (D3PM appendix A): doubly stochastic, favouring nearby levels."
+    K = num_categories
     if K < 2: raise ValueError(f'the discretized Gaussian needs K >= 2 levels, got {K}')
     b = betas.to(torch.float64)[:, None, None]
     i = torch.arange(K, dtype=torch.float64)
@@ -82,8 +87,9 @@ def cumulative_Q(Q: torch.Tensor) -> torch.Tensor:
     for Qt in Q: acc = acc @ Qt; out.append(acc)
     return torch.stack(out)
 
-def transition_matrices(kind: str, betas: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+def transition_matrices(kind: str, betas: torch.Tensor, num_categories: int) -> tuple[torch.Tensor, torch.Tensor]:
     "(Q, Qbar) for 'uniform', 'absorbing' or 'gaussian'; closed-form Qbar where one exists."
+    K = num_categories
     abar = torch.cumprod(1 - betas.to(torch.float64), 0)[:, None, None]
     if kind == 'uniform':
         return uniform_Q(betas, K), abar * torch.eye(K, dtype=torch.float64) + (1 - abar) / K
@@ -117,7 +123,7 @@ def gumbel_sample(logits: torch.Tensor, generator: torch.Generator | None = None
 @dataclass
 class D3PMConfig(Config):
     "Settings of a discrete diffusion (D3PM)."
-    num_classes: int = 2                # K data categories (absorbing adds one [MASK] state, index K)
+    num_categories: int = 2             # K data categories (absorbing adds one [MASK] state, index K)
     num_train_timesteps: int = 100      # T
     transition: str = 'uniform'         # 'uniform' | 'absorbing' | 'gaussian' | 'custom' (matrices passed in)
     schedule: str | None = None         # None = the paper's choice: cosine / inverse / linear
@@ -130,15 +136,15 @@ class D3PMScheduler:
     "Discrete diffusion with uniform / absorbing / discretized-Gaussian (or custom) transition matrices."
     def __init__(self, config: D3PMConfig | None = None, Q: torch.Tensor | None = None, **kw):
         config = config if config is not None else D3PMConfig(**kw)
-        K, T = config.num_classes, config.num_train_timesteps
-        if not isinstance(K, int) or K < 2: raise ValueError(f'num_classes must be an int >= 2, got {K!r}')
+        K, T = config.num_categories, config.num_train_timesteps
+        if not isinstance(K, int) or K < 2: raise ValueError(f'num_categories must be an int >= 2, got {K!r}')
         if not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
         if Q is not None:                                        # custom matrices: validated, Qbar by explicit product
             Q = check_stochastic(Q, 'custom transition matrix Q')
             if Q.ndim == 2: Q = Q.expand(T, *Q.shape).clone()
             if Q.shape[0] != T: raise ValueError(f'custom Q has {Q.shape[0]} matrices but num_train_timesteps={T}')
             if Q.shape[-1] not in (K, K + 1):
-                raise ValueError(f'custom Q is {Q.shape[-1]}x{Q.shape[-1]} but num_classes={K}: use K (or K+1 with a mask as state K) states')
+                raise ValueError(f'custom Q is {Q.shape[-1]}x{Q.shape[-1]} but num_categories={K}: use K (or K+1 with a mask as state K) states')
             config = config.replace(transition='custom'); Qbar = cumulative_Q(Q)
         elif config.transition in DEFAULT_SCHEDULE:
             betas = d3pm_betas(config.schedule or DEFAULT_SCHEDULE[config.transition], T, config.beta_start, config.beta_end)
@@ -146,7 +152,7 @@ class D3PMScheduler:
         else:
             raise ValueError(f"unknown transition {config.transition!r}: choose 'uniform', 'absorbing' or 'gaussian', or pass Q")
         self.config, self.Q, self.Qbar = config, Q, Qbar
-        self.num_classes, self.num_states, self.num_train_timesteps = K, Q.shape[-1], T
+        self.num_categories, self.num_states, self.num_train_timesteps = K, Q.shape[-1], T
         self.mask_index = K if self.num_states == K + 1 else None
         if config.transition == 'absorbing': prior = torch.zeros(K + 1, dtype=torch.float64); prior[K] = 1
         elif config.transition == 'custom': prior = Qbar[-1, :K].mean(0)    # q(x_T) for uniform x0
@@ -164,8 +170,8 @@ class D3PMScheduler:
             raise ValueError(f'{what} must be an integer tensor of token ids in [0, {n}), got {getattr(x, "dtype", type(x))}')
         if x.numel() and (x.min() < 0 or x.max() >= n):
             bad = x[(x < 0) | (x >= n)][0].item()
-            raise ValueError(f'{what} holds token {bad} outside [0, {n}) (num_classes={self.num_classes}, '
-                             f'num_states={self.num_states}): quantise the data to K levels or set num_classes to match')
+            raise ValueError(f'{what} holds token {bad} outside [0, {n}) (num_categories={self.num_categories}, '
+                             f'num_states={self.num_states}): quantise the data to K levels or set num_categories to match')
         return x.long()
 
     def _check_t(self, t, x):
@@ -177,9 +183,9 @@ class D3PMScheduler:
         return t
 
     def _check_logits(self, logits, x):
-        if logits.shape != (*x.shape, self.num_classes):
-            raise ValueError(f'model output has shape {tuple(logits.shape)} but expected {(*x.shape, self.num_classes)} '
-                             f'(x_t shape + K={self.num_classes} categories): the model and the scheduler disagree on K')
+        if logits.shape != (*x.shape, self.num_categories):
+            raise ValueError(f'model output has shape {tuple(logits.shape)} but expected {(*x.shape, self.num_categories)} '
+                             f'(x_t shape + K={self.num_categories} categories): the model and the scheduler disagree on K')
         return logits
 
     def _m(self, name, like):   # a schedule tensor on the device/dtype of `like`
@@ -193,7 +199,7 @@ def _method(f):
 @_method
 def _q_log_probs(self: D3PMScheduler, x0: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
     "log q(x_t | x0) = log(x0 Qbar_t): (*x0.shape, S)."
-    x0 = self._check_x(x0, 'x0', self.num_classes); t = self._check_t(t, x0)
+    x0 = self._check_x(x0, 'x0', self.num_categories); t = self._check_t(t, x0)
     return _rows(self.log_Qbar.to(device=x0.device, dtype=dtype), t, x0)
 
 @_method
@@ -210,7 +216,7 @@ def _prior_sample(self: D3PMScheduler, shape, generator: torch.Generator | None 
 @_method
 def _q_posterior_logits(self: D3PMScheduler, x0: torch.Tensor, x_t: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
     "Normalised log q(x_{t-1} | x_t, x0): (*x_t.shape, S); a point mass on x0 where t == 0."
-    x0 = self._check_x(x0, 'x0', self.num_classes); x_t = self._check_x(x_t); t = self._check_t(t, x_t)
+    x0 = self._check_x(x0, 'x0', self.num_categories); x_t = self._check_x(x_t); t = self._check_t(t, x_t)
     fact1 = _rows(self.log_QT.to(x_t.device, dtype), t, x_t)                    # log Q_t[:, x_t]
     fact2 = _rows(self.log_Qbar.to(x_t.device, dtype), (t - 1).clamp_min(0), x0)  # log Qbar_{t-1}[x0, :]
     post = torch.log_softmax(fact1 + fact2, -1)
@@ -223,9 +229,9 @@ def _p_logits(self: D3PMScheduler, model_output: torch.Tensor, x_t: torch.Tensor
     x_t = self._check_x(x_t); t = self._check_t(t, x_t); logits = self._check_logits(model_output, x_t)
     log_p0 = torch.log_softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, -1)
     fact1 = _rows(self._m('log_QT', log_p0), t, x_t)                            # log Q_t[:, x_t]
-    Qbar_prev = self._m('Qbar', log_p0)[(t - 1).clamp_min(0), :self.num_classes]  # (B, K, S)
+    Qbar_prev = self._m('Qbar', log_p0)[(t - 1).clamp_min(0), :self.num_categories]  # (B, K, S)
     post = torch.log_softmax(fact1 + _log_matmul(log_p0, Qbar_prev), -1)
-    dec = F.pad(log_p0, (0, self.num_states - self.num_classes), value=-math.inf)
+    dec = F.pad(log_p0, (0, self.num_states - self.num_categories), value=-math.inf)
     return torch.where(t.reshape(-1, *[1] * x_t.ndim) == 0, dec, post)
 
 # %% ../nbs/20_d3pm.ipynb #c034
@@ -260,7 +266,7 @@ def _prior_kl(self: D3PMScheduler, x0, log_prior: torch.Tensor | None = None) ->
 @_method
 def _loss(self: D3PMScheduler, model, x0, generator=None, cond=None, t=None, reduction='mean'):
     "Hybrid loss per dimension, (L_t + lambda * CE) / D, with one random t per example; model(x_t, t, cond) -> logits."
-    x0 = self._check_x(x0, 'x0', self.num_classes)
+    x0 = self._check_x(x0, 'x0', self.num_categories)
     if t is None: t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
     t = self._check_t(t, x0)
     x_t = self.add_noise(x0, t, generator)
@@ -274,7 +280,7 @@ def _loss(self: D3PMScheduler, model, x0, generator=None, cond=None, t=None, red
 def elbo_terms(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None, cond=None,
                log_prior=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-example ELBO terms in nats: (prior (B,), steps (B, T)) with steps[:, 0] the decoder NLL."
-    x0 = scheduler._check_x(x0, 'x0', scheduler.num_classes)
+    x0 = scheduler._check_x(x0, 'x0', scheduler.num_categories)
     steps = []
     for t in range(scheduler.num_train_timesteps):
         tt = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
@@ -325,14 +331,14 @@ def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Te
         return StepOutput(gumbel_sample(log_p0, generator), pred_x0)
     s, log_MT = self._skip[t]
     fact1 = log_MT.to(x_t.device, torch.float32)[x_t]           # log (Q_{s+1}..Q_t)[:, x_t]
-    fact2 = _log_matmul(log_p0, self.Qbar[s, :self.num_classes].to(x_t.device, torch.float32))
+    fact2 = _log_matmul(log_p0, self.Qbar[s, :self.num_categories].to(x_t.device, torch.float32))
     return StepOutput(gumbel_sample(fact1 + fact2, generator), pred_x0)
 
 @torch.no_grad()
 def d3pm_sample(model, scheduler: D3PMScheduler, shape, generator=None, num_inference_steps: int | None = None,
                 cond=None, device='cpu', return_trajectory: bool = False):
     "Ancestral sampling of LongTensor samples of `shape` (B, ...) with the course's one sampler; model(x_t, t, cond) -> logits (B, ..., K)."
-    out = sample(model, scheduler, shape, n_steps=num_inference_steps, cond=cond, generator=generator, device=device,
+    out = sample(model, scheduler, shape, num_inference_steps=num_inference_steps, cond=cond, generator=generator, device=device,
                  return_trajectory=return_trajectory)                   # starts from scheduler.prior_sample
     scheduler.set_timesteps(scheduler.num_train_timesteps)
     return (out[0], list(out[1].x_t)) if return_trajectory else out
@@ -341,7 +347,7 @@ def d3pm_sample(model, scheduler: D3PMScheduler, shape, generator=None, num_infe
 def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "For every x0 in [0,K)^D: (x0s, exact -log p_model(x0) by enumerating all trajectories, exact -ELBO), in nats."
     import itertools
-    K, S, T = scheduler.num_classes, scheduler.num_states, scheduler.num_train_timesteps
+    K, S, T = scheduler.num_categories, scheduler.num_states, scheduler.num_train_timesteps
     if S ** (D * T) > 5e6: raise ValueError(f'{S}^({D}*{T}) trajectories is too many to enumerate: use a tiny problem')
     states = torch.tensor(list(itertools.product(range(S), repeat=D)))           # (N, D) joint states
     x0s = torch.tensor(list(itertools.product(range(K), repeat=D)))              # (M, D) data points
@@ -372,13 +378,6 @@ def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> 
     return x0s, nll, neg_elbo
 
 # %% ../nbs/20_d3pm.ipynb #c045
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.) -> torch.Tensor:
-    "Sinusoidal embedding (B,) -> (B, dim) of integer or float timesteps."
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    a = t.float()[:, None] * freqs[None]
-    return torch.cat([a.cos(), a.sin()], -1)
-
 class _ResBlock(nn.Module):
     def __init__(self, c_in, c_out, t_dim):
         super().__init__()
@@ -394,7 +393,7 @@ class _ResBlock(nn.Module):
 class DigitNetConfig(Config):
     "Conv denoiser for (B, C, H, W) token images."
     num_states: int = 2          # input vocabulary S (K, or K+1 with the mask)
-    num_classes: int = 2         # output categories K
+    num_categories: int = 2      # output categories K
     in_channels: int = 1
     embed_dim: int = 16          # embedding size of one token
     channels: int = 48           # width of the residual blocks (at half resolution)
@@ -409,7 +408,7 @@ class DigitDenoiser(nn.Module):
         self.temb = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
         self.inp = nn.Conv2d(4 * cfg.in_channels * e, c, 3, padding=1)     # after 2x2 space-to-depth
         self.blocks = nn.ModuleList([_ResBlock(c, c, c) for _ in range(cfg.num_blocks)])
-        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 4 * cfg.in_channels * cfg.num_classes, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 4 * cfg.in_channels * cfg.num_categories, 3, padding=1))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         cfg = self.config
@@ -423,25 +422,27 @@ class DigitDenoiser(nn.Module):
         temb = self.temb(timestep_embedding(t.expand(B) if t.ndim == 0 else t, cfg.channels))
         for blk in self.blocks: h = blk(h, temb)
         out = F.pixel_shuffle(self.out(h), 2)                                   # (B, C*K, H, W)
-        return out.reshape(B, C, cfg.num_classes, H, W).permute(0, 1, 3, 4, 2)
+        return out.reshape(B, C, cfg.num_categories, H, W).permute(0, 1, 3, 4, 2)
 
 # %% ../nbs/20_d3pm.ipynb #c048
-def quantize(x: torch.Tensor, K: int) -> torch.Tensor:
+def quantize(x: torch.Tensor, num_categories: int) -> torch.Tensor:
     "Images in [-1, 1] -> LongTensor tokens in [0, K): equal-width bins (K=2 thresholds at 0)."
-    if K < 2: raise ValueError(f'K must be >= 2, got {K}')
+    K = num_categories
+    if K < 2: raise ValueError(f'num_categories must be >= 2, got {K}')
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise ValueError(f'quantize expects float images in [-1, 1], got {x.dtype}')
     return ((x.clamp(-1, 1) + 1) / 2 * K).floor().clamp(0, K - 1).long()
 
-def gaussian_beta_end(K: int, T: int, tol: float = 1e-3, grid=(1., 2., 5., 10.)) -> float:
+def gaussian_beta_end(num_categories: int, num_train_timesteps: int, tol: float = 1e-3, grid=(1., 2., 5., 10.)) -> float:
     "Smallest beta_end in `grid` whose linear discretized-Gaussian chain has a prior KL below `tol` bits/dim."
     for be in grid:
-        s = D3PMScheduler(num_classes=K, num_train_timesteps=T, transition='gaussian', beta_end=be)
-        if s.prior_kl(torch.arange(K)).mean().item() / math.log(2) < tol: return be
+        s = D3PMScheduler(num_categories=num_categories, num_train_timesteps=num_train_timesteps, transition='gaussian', beta_end=be)
+        if s.prior_kl(torch.arange(num_categories)).mean().item() / math.log(2) < tol: return be
     return grid[-1]
 
-def tokens_to_image(x: torch.Tensor, K: int, mask_index: int | None = None) -> torch.Tensor:
+def tokens_to_image(x: torch.Tensor, num_categories: int, mask_index: int | None = None) -> torch.Tensor:
     "Tokens (B, 1, H, W) -> RGB images (B, 3, H, W) in [-1, 1]: grey levels, [MASK] drawn red."
+    K = num_categories
     v = (x.clamp(max=K - 1).float() / (K - 1)) * 2 - 1
     img = v.expand(-1, 3, -1, -1).clone() if v.shape[1] == 1 else v
     if mask_index is not None:
@@ -450,8 +451,9 @@ def tokens_to_image(x: torch.Tensor, K: int, mask_index: int | None = None) -> t
         img = torch.where(m, red, img)
     return img
 
-def independent_bpd(train: torch.Tensor, K: int, test: torch.Tensor | None = None, alpha: float = 0.5) -> float:
+def independent_bpd(train: torch.Tensor, num_categories: int, test: torch.Tensor | None = None, alpha: float = 0.5) -> float:
     "Bits/dim of independent per-position marginals: their entropy on `train`, or (given `test`) the smoothed cross-entropy."
+    K = num_categories
     train = train.reshape(len(train), -1)
     counts = F.one_hot(train, K).sum(0).double()                                # (D, K)
     if test is None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Config
-from .d3pm import timestep_embedding
+from .models import timestep_embedding
 
 # %% auto #0
 __all__ = ['CharVocab', 'char_chunks', 'unigram_bpc', 'bigram_bpc', 'CharNetConfig', 'CharTransformer']
@@ -63,7 +63,7 @@ def bigram_bpc(train: torch.Tensor, test: torch.Tensor, V: int, alpha: float = 1
 class CharNetConfig(Config):
     "Transformer denoiser for (B, L) token sequences."
     num_states: int = 30           # input vocabulary S (K, or K+1 with the mask)
-    num_classes: int = 29          # output categories K
+    num_categories: int = 29       # output categories K
     length: int = 64               # L
     d_model: int = 96
     n_layers: int = 2
@@ -83,7 +83,7 @@ class CharTransformer(nn.Module):
         layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, 4 * c.d_model, c.dropout, activation='gelu',
                                            batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
-        self.norm, self.head = nn.LayerNorm(c.d_model), nn.Linear(c.d_model, c.num_classes)
+        self.norm, self.head = nn.LayerNorm(c.d_model), nn.Linear(c.d_model, c.num_categories)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         c = self.config

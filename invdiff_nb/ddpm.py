@@ -35,16 +35,18 @@ def sqrt_alpha_bar(u: float, s: float = 1e-4) -> float:
     "Diffusion-LM signal level 1 - sqrt(u + s) at time u in [0, 1]."
     return 1 - math.sqrt(u + s)
 
-def betas_for_alpha_bar(alpha_bar: Callable[[float], float], T: int, max_beta: float = 0.999) -> torch.Tensor:
+def betas_for_alpha_bar(alpha_bar: Callable[[float], float], num_train_timesteps: int, max_beta: float = 0.999) -> torch.Tensor:
     "Betas (T,) float64 with beta_t = 1 - alpha_bar((t+1)/T) / alpha_bar(t/T), capped at `max_beta`."
+    T = num_train_timesteps
     u = [i / T for i in range(T + 1)]
     ab = torch.tensor([alpha_bar(v) for v in u], dtype=torch.float64)
     return (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
 
-def make_betas(schedule: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def make_betas(schedule: str, num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     "The (T,) float64 betas of a named schedule: 'linear' (uses beta_start/beta_end), 'cosine' or 'sqrt'."
     _choice('beta schedule', schedule, SCHEDULES)
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1: raise ValueError(f'T must be a positive int, got {T!r}')
+    T = num_train_timesteps
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
     if schedule == 'linear':
         if not 0 < beta_start <= beta_end < 1: raise ValueError(f'need 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}')
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
@@ -135,16 +137,19 @@ class SchedulerConfig(Config):
 
 @dataclass
 class StepOutput:
-    "What one reverse step returns: x_{t_prev} and the x0 predicted on the way (after clipping)."
+    "What one reverse step returns: x_{t_prev} and the x0 predicted on the way (after clipping), diffusers' field names."
     prev_sample: torch.Tensor
-    pred_x0: torch.Tensor
+    pred_original_sample: torch.Tensor
+    @property
+    def pred_x0(self) -> torch.Tensor: return self.pred_original_sample   # the course's short name
 
 # %% ../nbs/10_ddpm_forward.ipynb #c027
-def spaced_timesteps(T: int, n: int, spacing: str = 'leading') -> torch.Tensor:
-    "n of the T training steps, descending (LongTensor), by 'leading' or 'trailing' spacing (Lin et al. 2024, Table 2)."
+def spaced_timesteps(num_train_timesteps: int, num_inference_steps: int, spacing: str = 'leading') -> torch.Tensor:
+    "num_inference_steps of the T training steps, descending (LongTensor), by 'leading' or 'trailing' spacing (Lin et al. 2024, Table 2)."
     _choice('timestep_spacing', spacing, TIMESTEP_SPACINGS)
+    T, n = num_train_timesteps, num_inference_steps
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
-        raise ValueError(f'number of sampling steps must be an int in [1, {T}] (the training steps), got {n!r}')
+        raise ValueError(f'num_inference_steps must be an int in [1, {T}] (the training steps), got {n!r}')
     i = torch.arange(n, dtype=torch.float64)
     if spacing == 'leading': ts = i * (T // n)
     else: ts = torch.round(T - i * (T / n)) - 1
@@ -277,8 +282,9 @@ def _pred_eps(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.T
 _attach(GaussianScheduler, _add_noise, _get_velocity, _get_target, _pred_x0, _pred_eps)
 
 # %% ../nbs/10_ddpm_forward.ipynb #c036
-def custom_timesteps(T: int, timesteps) -> torch.Tensor:
+def custom_timesteps(num_train_timesteps: int, timesteps) -> torch.Tensor:
     "Your own sampling steps checked: distinct integers in [0, T), strictly descending (as diffusers' DDPMScheduler takes them)."
+    T = num_train_timesteps
     if isinstance(timesteps, torch.Tensor): ts = timesteps.tolist() if timesteps.ndim == 1 else None
     elif isinstance(timesteps, (str, bytes)) or not hasattr(timesteps, '__len__'): ts = None
     else: ts = list(timesteps)
@@ -292,15 +298,16 @@ def custom_timesteps(T: int, timesteps) -> torch.Tensor:
                          'use sorted(set(timesteps), reverse=True)')
     return torch.tensor(ts, dtype=torch.long)
 
-def _set_timesteps(self, n: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
-    "Choose n evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm' or 'ddim', noise scale eta)."
+def _set_timesteps(self, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
+    "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm' or 'ddim', noise scale eta)."
     _choice('sampler', sampler, SAMPLERS)
     eta = float(eta)
     if not 0.0 <= eta <= 1.0: raise ValueError(f'eta must be in [0, 1], got {eta}')
     if sampler == 'ddpm' and eta != 0.0: raise ValueError("eta is a DDIM parameter: use sampler='ddim' or eta=0")
-    if (n is None) == (timesteps is None): raise ValueError('give the number of steps n or your own list timesteps (exactly one of them)')
+    if (num_inference_steps is None) == (timesteps is None):
+        raise ValueError('give the number of steps num_inference_steps or your own list timesteps (exactly one of them)')
     if timesteps is not None: ts = custom_timesteps(self.num_train_timesteps, timesteps)
-    else: ts = spaced_timesteps(self.num_train_timesteps, n, self.config.timestep_spacing)
+    else: ts = spaced_timesteps(self.num_train_timesteps, num_inference_steps, self.config.timestep_spacing)
     self._use_timesteps(ts.to(device) if device is not None else ts)
     self.num_inference_steps, self.sampler, self.eta = len(ts), sampler, eta
     return self
@@ -330,7 +337,7 @@ def _step(self, model_output: torch.Tensor, t, x_t: torch.Tensor, generator: tor
         sigma = ddim_sigma(abar_t, abar_prev, self.eta)
         x_prev = ddim_step_mean(x0_hat, eps_hat, abar_prev, sigma)
         if self.eta > 0 and prev >= 0: x_prev = x_prev + sigma * _randn_like(x_t, generator)
-    return StepOutput(prev_sample=x_prev, pred_x0=x0_hat)
+    return StepOutput(prev_sample=x_prev, pred_original_sample=x0_hat)
 
 _attach(GaussianScheduler, _set_timesteps, _previous_timestep, _step)
 
@@ -361,12 +368,13 @@ def _dummy_model(shape, seed: int = 0):
     w, b = 0.8 + 0.1 * torch.rand(shape[1:], generator=g), torch.randn(shape[1:], generator=g)
     return lambda x, t, T: w * x + 0.3 * b * math.cos(math.pi * int(t) / T)
 
-def compare_with_diffusers(config: SchedulerConfig, n_steps, sampler: str = 'ddpm', eta: float = 0.0,
+def compare_with_diffusers(config: SchedulerConfig, num_inference_steps, sampler: str = 'ddpm', eta: float = 0.0,
                            shape=(2, 1, 4, 4), seed: int = 0, float64: bool = True) -> dict:
-    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences. `n_steps`: an int or a list of timesteps (DDPM only)."
+    "Run our scheduler and diffusers' side by side (same x_T, noise and dummy model); largest relative differences. `num_inference_steps`: an int or a list of timesteps (DDPM only)."
     ours, ref = GaussianScheduler(config), diffusers_scheduler(config, sampler, float64_schedule=float64)
-    if isinstance(n_steps, int): ours.set_timesteps(n_steps, sampler, eta); ref.set_timesteps(n_steps)
-    else: ours.set_timesteps(None, sampler, eta, timesteps=n_steps); ref.set_timesteps(timesteps=list(n_steps))   # diffusers: DDPM only
+    n = num_inference_steps
+    if isinstance(n, int): ours.set_timesteps(n, sampler, eta); ref.set_timesteps(n)
+    else: ours.set_timesteps(None, sampler, eta, timesteps=n); ref.set_timesteps(timesteps=list(n))   # diffusers: DDPM only
     if ours.timesteps.tolist() != ref.timesteps.tolist(): raise AssertionError('timesteps differ from diffusers')
     model, T, dt = _dummy_model(shape, seed), config.num_train_timesteps, (torch.float64 if float64 else torch.float32)
     x = y = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dt)

@@ -14,15 +14,16 @@ import torch.nn.functional as F
 
 from .core import Config
 from .ddpm import GaussianScheduler, SchedulerConfig, posterior_coefs
+from .models import timestep_embedding
 from .sampling import sample
 from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize, try_parse, validate_mr)
 
 # %% auto #0
-__all__ = ['DLMConfig', 'dlm_scheduler', 'timestep_embedding', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding',
-           'SelfConditioned', 'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor',
-           'LangevinCorrector', 'generate', 'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier',
-           'field_classes', 'field_labels', 'control_target', 'classifier_loss', 'ClassifierControl', 'scan_slots',
-           'mentions', 'slot_recall', 'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
+__all__ = ['DLMConfig', 'dlm_scheduler', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding', 'SelfConditioned',
+           'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LangevinCorrector', 'generate',
+           'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier', 'field_classes', 'field_labels',
+           'control_target', 'latent_classifier_loss', 'ClassifierControl', 'scan_slots', 'mentions', 'slot_recall',
+           'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -47,12 +48,9 @@ def dlm_scheduler(num_train_timesteps: int) -> GaussianScheduler:
                                              prediction_type='sample', variance_type='fixed_small'))
 
 # %% ../nbs/31_diffusion_lm.ipynb #c009
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    "Sinusoidal embedding (B, dim) of integer timesteps (B,)."
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    a = t.float()[:, None] * freqs
-    return torch.cat([a.sin(), a.cos()], -1)
+def _sin_cos_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    "`models.timestep_embedding` with its two halves swapped (sines first), the order the Diffusion-LM models were trained with."
+    return timestep_embedding(t, dim).roll(dim // 2, -1)
 
 def _check_latents(x_t, t, d, L, T):
     if x_t.ndim != 3 or x_t.shape[-1] != d:
@@ -93,7 +91,7 @@ class DiffusionLM(nn.Module):
         "The denoiser's per-position output before the x0 map: word logits (B, L, V) (or x0 for output='embedding')."
         c = self.config
         _check_latents(x_t, t, c.emb_dim, c.seq_len, c.num_train_timesteps)
-        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(timestep_embedding(t, c.width))[:, None]
+        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(_sin_cos_embedding(t, c.width))[:, None]
         if c.self_condition:
             if x0_sc is not None and x0_sc.shape != x_t.shape:
                 raise ValueError(f'self-conditioning input {tuple(x0_sc.shape)} must have the shape of x_t {tuple(x_t.shape)}')
@@ -119,11 +117,12 @@ class DiffusionLM(nn.Module):
         return self.logits(x0).argmax(-1)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c012
-def train_timesteps(n: int, T: int, high_noise_frac: float = 0.0, high_noise_from: float = 0.7,
+def train_timesteps(n: int, num_train_timesteps: int, high_noise_frac: float = 0.0, high_noise_from: float = 0.7,
                     generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     "n training timesteps: uniform on [0, T), except a share `high_noise_frac` drawn uniformly from [high_noise_from*T, T)."
     if not 0 <= high_noise_frac <= 1: raise ValueError(f'high_noise_frac must be in [0, 1], got {high_noise_frac}')
     if not 0 <= high_noise_from < 1: raise ValueError(f'high_noise_from is a fraction of the schedule in [0, 1), got {high_noise_from}')
+    T = num_train_timesteps
     t = torch.randint(0, T, (n,), generator=generator, device=device)
     if high_noise_frac > 0:
         hi = torch.randint(min(int(high_noise_from * T), T - 1), T, (n,), generator=generator, device=device)
@@ -201,10 +200,10 @@ def posterior_mean_var(scheduler, x0: torch.Tensor, x_t: torch.Tensor, t: int, t
     c_x0, c_xt, var = posterior_coefs(_abar(scheduler, t), _abar(scheduler, t_prev))
     return c_x0 * x0 + c_xt * x_t, var
 
-def sample_hooked(model, scheduler, shape, hooks: Sequence[Callable] = (), n_steps: int | None = None,
+def sample_hooked(model, scheduler, shape, hooks: Sequence[Callable] = (), num_inference_steps: int | None = None,
                   sampler: str = 'ddpm', generator: torch.Generator | None = None) -> torch.Tensor:
     "`sampling.sample` with `hooks` applied to x_{t-1} after every scheduler step (and to x_T before the first)."
-    return sample(model, scheduler, shape, n_steps=n_steps, sampler=sampler, generator=generator, hooks=hooks)
+    return sample(model, scheduler, shape, num_inference_steps=num_inference_steps, sampler=sampler, generator=generator, hooks=hooks)
 
 class Anchor:
     "Hook that keeps the positions `mask` (B, L) equal to the tokens `ids`: forward-noised to the current level, or clean."
@@ -244,20 +243,21 @@ class LangevinCorrector:
             x = x + eps * s + (2 * eps) ** 0.5 * z
         return x
 
-def generate(model: DiffusionLM, scheduler, n: int, n_steps: int | None = 200, sampler: str = 'ddpm', clamp: bool = False,
+def generate(model: DiffusionLM, scheduler, n: int, num_inference_steps: int | None = 200, sampler: str = 'ddpm', clamp: bool = False,
              generator: torch.Generator | None = None, snr: float = 0.0, corrector_from: float = 0.6,
              timesteps: Sequence[int] | None = None) -> torch.Tensor:
-    "`n` unconditional samples as token ids (n, L): reverse process over `n_steps` even steps or your own `timesteps` (+ a Langevin corrector for snr > 0), then rounding."
-    if timesteps is not None: n_steps = None                       # the list decides the steps
+    "`n` unconditional samples as token ids (n, L): reverse process over `num_inference_steps` even steps or your own `timesteps` (+ a Langevin corrector for snr > 0), then rounding."
+    if timesteps is not None: num_inference_steps = None                       # the list decides the steps
     net = denoiser(model, clamp)
     hooks = [LangevinCorrector(net, scheduler, snr, 1, int(corrector_from * len(scheduler.alphas_cumprod)), generator)] if snr > 0 else []
-    x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), n_steps=n_steps, sampler=sampler,
+    x0 = sample(net, scheduler, (n, model.config.seq_len, model.config.emb_dim), num_inference_steps=num_inference_steps, sampler=sampler,
                 generator=generator, hooks=hooks, timesteps=timesteps)
     return model.round(x0)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c023
-def band_timesteps(T: int, band_from: float = 0.6, n_band: int | None = None, n_rest: int = 100) -> list[int]:
+def band_timesteps(num_train_timesteps: int, band_from: float = 0.6, n_band: int | None = None, n_rest: int = 100) -> list[int]:
     "Descending sampling steps: `n_band` evenly spaced levels in [band_from*T, T) (None: all of them) and `n_rest` in [0, band_from*T), ending at 0."
+    T = num_train_timesteps
     if not 0.0 < band_from < 1.0: raise ValueError(f'band_from must be in (0, 1), a fraction of T, got {band_from}')
     lo = int(band_from * T); n_in, n_below = T - lo, lo
     n_band = n_in if n_band is None else n_band
@@ -275,24 +275,24 @@ class LatentClassifierConfig(Config):
     "A classifier p(c | x_t, t) on noisy embedding sequences."
     emb_dim: int = 16
     seq_len: int = 40
-    n_classes: int = 8
+    num_classes: int = 8
     width: int = 64
     layers: int = 2
     heads: int = 4
     num_train_timesteps: int = 1000
 
 class LatentClassifier(nn.Module):
-    "Transformer over (x_t, t) with mean pooling -> class logits (B, n_classes)."
+    "Transformer over (x_t, t) with mean pooling -> class logits (B, num_classes)."
     def __init__(self, config: LatentClassifierConfig):
         super().__init__(); c = self.config = config
         self.inp = nn.Linear(c.emb_dim, c.width); self.pos = nn.Parameter(torch.randn(c.seq_len, c.width) * 0.02)
         self.temb = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
         layer = nn.TransformerEncoderLayer(c.width, c.heads, 2 * c.width, dropout=0.0, batch_first=True, norm_first=True)
         self.enc = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.n_classes))
+        self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.num_classes))
     def forward(self, x_t, t):
         _check_latents(x_t, t, self.config.emb_dim, self.config.seq_len, self.config.num_train_timesteps)
-        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(timestep_embedding(t, self.config.width))[:, None]
+        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(_sin_cos_embedding(t, self.config.width))[:, None]
         return self.head(self.enc(h).mean(1))
 
 def field_classes(field: str) -> list[str]:
@@ -311,7 +311,7 @@ def control_target(field: str, value: str) -> int:
     if value not in cls[1:]: raise ValueError(f'unknown value {value!r} for field {field!r}: choose one of {cls[1:]}')
     return cls.index(value)
 
-def classifier_loss(lm: DiffusionLM, scheduler) -> Callable:
+def latent_classifier_loss(lm: DiffusionLM, scheduler) -> Callable:
     "loss_fn(classifier, (ids, labels), generator) for `fit`: CE of the classifier on x_t from the frozen LM's embeddings."
     def loss_fn(clf, batch, generator):
         ids, y = batch
@@ -327,7 +327,7 @@ class ClassifierControl:
     "Hook: K Adagrad steps on x_{t-1} for lam * ||x_{t-1} - mu||^2 / sigma^2 + CE(classifier(x_{t-1}, t-1), target)."
     def __init__(self, classifier: LatentClassifier, scheduler, target: int, lam: float = 0.01, steps: int = 3,
                  lr: float = 0.1):
-        if not 0 <= target < classifier.config.n_classes: raise ValueError(f'target class {target} outside [0, {classifier.config.n_classes})')
+        if not 0 <= target < classifier.config.num_classes: raise ValueError(f'target class {target} outside [0, {classifier.config.num_classes})')
         if steps < 0 or lr < 0 or lam < 0: raise ValueError('steps, lr and lam must be >= 0')
         self.clf, self.scheduler, self.target, self.lam, self.steps, self.lr = classifier, scheduler, target, lam, steps, lr
     def __call__(self, x, t_prev, x_t=None, t=None, pred_x0=None):

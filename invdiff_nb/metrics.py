@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from .core import Config, lookup_profile, load_or_train, make_generator, get_device
 
 # %% auto #0
-__all__ = ['CLASSIFIER_PROFILES', 'ClassifierConfig', 'DigitClassifier', 'random_shift', 'fit_classifier', 'train_classifier',
-           'sqrtm_psd', 'gaussian_frechet', 'frechet_distance', 'knn_radii', 'manifold_coverage', 'precision_recall',
-           'predict', 'class_accuracy', 'classifier_config', 'DigitEvaluator']
+__all__ = ['DIGIT_CLASSIFIER_PRESETS', 'ClassifierConfig', 'DigitClassifier', 'random_shift', 'fit_classifier',
+           'train_classifier', 'sqrtm_psd', 'gaussian_frechet', 'frechet_distance', 'knn_radii', 'manifold_coverage',
+           'precision_recall', 'predict', 'class_accuracy', 'digit_classifier_config', 'DigitEvaluator']
 
 # %% ../nbs/14_metrics.ipynb #c007
 @dataclass
@@ -39,9 +39,9 @@ class ClassifierConfig(Config):
 
 class DigitClassifier(nn.Module):
     "Small CNN for digits; `features(x)` is the penultimate layer."
-    def __init__(self, cfg: ClassifierConfig):
+    def __init__(self, config: ClassifierConfig):
         super().__init__()
-        self.cfg, w = cfg, cfg.width
+        cfg = self.config = config; w = cfg.width
         conv = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.ReLU()]
         self.body = nn.Sequential(*conv(cfg.in_channels, w), *conv(w, w), nn.MaxPool2d(2),
                                   *conv(w, 2 * w), *conv(2 * w, 2 * w), nn.MaxPool2d(2),
@@ -51,7 +51,7 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(cfg.feat_dim, cfg.num_classes)
 
     def _check(self, x):
-        c, s = self.cfg.in_channels, self.cfg.image_size
+        c, s = self.config.in_channels, self.config.image_size
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f'DigitClassifier expects images (B, {c}, H, W), got shape {tuple(x.shape)}')
         if x.shape[-2:] != (s, s):
@@ -81,7 +81,7 @@ def fit_classifier(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor, see
     "Train `model` in place on images x (N, C, H, W) and labels y (N,) with `train.fit`; returns the TrainResult."
     from invdiff_nb.train import TrainConfig, fit
     from invdiff_nb.data import random_batches
-    cfg = model.cfg
+    cfg = model.config
     if len(x) != len(y): raise ValueError(f'x has {len(x)} images but y has {len(y)} labels')
     device = torch.device(device) if device is not None else next(model.parameters()).device
     get_batch = random_batches(x.to(device), y.to(device), batch_size=cfg.batch_size)
@@ -170,15 +170,15 @@ def class_accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     return float((predict(classifier, x, batch_size).cpu() == y.cpu()).double().mean())
 
 # %% ../nbs/14_metrics.ipynb #c027
-CLASSIFIER_PROFILES = {
+DIGIT_CLASSIFIER_PRESETS = {
     'smoke': ClassifierConfig(image_size=16, width=16, feat_dim=32, steps=30, batch_size=64),
     'cpu':   ClassifierConfig(image_size=16, width=32, feat_dim=64, steps=800, batch_size=128),
     'gpu':   ClassifierConfig(image_size=32, width=32, feat_dim=64, steps=2000, batch_size=256),
 }
 
-def classifier_config(profile: str) -> ClassifierConfig:
+def digit_classifier_config(profile: str) -> ClassifierConfig:
     "The evaluation classifier's config for a run profile."
-    return lookup_profile(CLASSIFIER_PROFILES, profile, 'classifier profile')
+    return lookup_profile(DIGIT_CLASSIFIER_PRESETS, profile, 'classifier profile')
 
 class DigitEvaluator:
     "FD / precision / recall / class accuracy of generated digits vs. the test set, in our classifier's features."

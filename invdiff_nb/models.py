@@ -18,8 +18,8 @@ __all__ = ['UNET_PRESETS', 'as_timesteps', 'timestep_embedding', 'TimeEmbedding'
            'Upsample', 'Block', 'UNetConfig', 'UNet', 'count_params', 'unet_config', 'DiffusersUNet']
 
 # %% ../nbs/12_models.ipynb #c007
-def as_timesteps(t, batch_size: int, num_timesteps: int | None, device=None) -> torch.Tensor:
-    "`t` (int, 0-d tensor or (B,) tensor) as a (B,) tensor on `device`, checked to lie in [0, num_timesteps-1]."
+def as_timesteps(t, batch_size: int, num_train_timesteps: int | None, device=None) -> torch.Tensor:
+    "`t` (int, 0-d tensor or (B,) tensor) as a (B,) tensor on `device`, checked to lie in [0, num_train_timesteps-1]."
     if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):
         raise TypeError(f't must be an int or a tensor, got {type(t).__name__}')
     t = torch.as_tensor(t, device=device)
@@ -28,8 +28,8 @@ def as_timesteps(t, batch_size: int, num_timesteps: int | None, device=None) -> 
     if t.ndim == 0: t = t.expand(batch_size)
     elif t.ndim != 1 or t.shape[0] != batch_size:
         raise ValueError(f't must be a scalar or have shape ({batch_size},) to match the batch, got shape {tuple(t.shape)}')
-    if num_timesteps is not None and t.numel() and (t.min() < 0 or t.max() > num_timesteps - 1):
-        raise ValueError(f't must lie in [0, {num_timesteps - 1}] (0-based, T={num_timesteps}), got values in '
+    if num_train_timesteps is not None and t.numel() and (t.min() < 0 or t.max() > num_train_timesteps - 1):
+        raise ValueError(f't must lie in [0, {num_train_timesteps - 1}] (0-based, T={num_train_timesteps}), got values in '
                          f'[{t.min().item()}, {t.max().item()}]')
     return t
 
@@ -124,7 +124,7 @@ class UNetConfig(Config):
     dropout: float = 0.1
     norm_groups: int = 8
     num_classes: int | None = None           # None: unconditional; K: classes 0..K-1 and the null class K
-    num_timesteps: int = 1000                # T: the model accepts t in 0..T-1
+    num_train_timesteps: int = 1000          # T: the model accepts t in 0..T-1
 
     @property
     def levels(self) -> list[int]: return [self.image_size // 2**i for i in range(len(self.channel_mults))]
@@ -209,7 +209,7 @@ def _class_labels(self: UNet, cond, batch_size: int, device):
 def _embed(self: UNet, x_t, t, cond):
     "Checks the inputs; returns the time (+ class) embedding (B, 4*base_channels)."
     self._check_input(x_t)
-    emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_timesteps, x_t.device))
+    emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
     labels = self._class_labels(cond, x_t.shape[0], x_t.device)
     return emb if labels is None else emb + self.class_embed(labels)
 
@@ -235,12 +235,12 @@ def unet_config(profile: str, **changes) -> UNetConfig:
 # %% ../nbs/12_models.ipynb #c037
 class DiffusersUNet(nn.Module):
     "Wrap a diffusers UNet2DModel / UNet2DConditionModel as `model(x_t, t, cond=None)`."
-    def __init__(self, unet: nn.Module, null_class: int | None = None, num_timesteps: int | None = 1000):
+    def __init__(self, unet: nn.Module, null_class: int | None = None, num_train_timesteps: int | None = 1000):
         super().__init__()
         from diffusers import UNet2DModel, UNet2DConditionModel
         if not isinstance(unet, (UNet2DModel, UNet2DConditionModel)):
             raise TypeError(f'DiffusersUNet wraps a diffusers UNet2DModel or UNet2DConditionModel, got {type(unet).__name__}')
-        self.unet, self.num_timesteps = unet, num_timesteps
+        self.unet, self.num_train_timesteps = unet, num_train_timesteps
         self.kind = 'text' if isinstance(unet, UNet2DConditionModel) else ('class' if unet.config.num_class_embeds else None)
         self.num_class_embeds = getattr(unet.config, 'num_class_embeds', None)
         if null_class is not None and not (self.kind == 'class' and 0 <= null_class < self.num_class_embeds):
@@ -259,7 +259,7 @@ def _diffusers_forward(self: DiffusersUNet, x_t, t, cond=None):
     if x_t.shape[1] != cfg.in_channels: raise ValueError(f'x_t has {x_t.shape[1]} channels but the UNet has in_channels={cfg.in_channels}')
     f = 2 ** (len(cfg.block_out_channels) - 1)
     if x_t.shape[2] % f or x_t.shape[3] % f: raise ValueError(f'x_t is {x_t.shape[2]}x{x_t.shape[3]}: height and width must be divisible by {f}')
-    B = x_t.shape[0]; t = as_timesteps(t, B, self.num_timesteps, x_t.device)
+    B = x_t.shape[0]; t = as_timesteps(t, B, self.num_train_timesteps, x_t.device)
     if self.kind == 'text':
         if cond is None or not isinstance(cond, torch.Tensor) or cond.ndim != 3 or cond.shape[0] != B or cond.shape[2] != cfg.cross_attention_dim:
             raise ValueError(f'a UNet2DConditionModel needs cond = encoder_hidden_states of shape ({B}, L, {cfg.cross_attention_dim}), '

@@ -19,30 +19,29 @@ from .models import TimeEmbedding, ResBlock, Downsample, as_timesteps
 
 # %% auto #0
 __all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'NoisyClassifierConfig', 'NoisyClassifier',
-           'classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
+           'noisy_classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
 def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
-    "(prev_sample, predicted x0) of a scheduler step: ours (`.pred_x0`), diffusers (`.pred_original_sample`) or a tuple."
-    prev, x0 = getattr(out, 'prev_sample', None), getattr(out, 'pred_x0', None)
-    if x0 is None: x0 = getattr(out, 'pred_original_sample', None)
+    "(prev_sample, pred_original_sample) of a scheduler step: ours or diffusers' (both have those fields), or a tuple."
+    prev, x0 = getattr(out, 'prev_sample', None), getattr(out, 'pred_original_sample', None)
     if prev is None and isinstance(out, (tuple, list)) and len(out) >= 1: prev, x0 = out[0], (out[1] if len(out) > 1 else None)
     if not isinstance(prev, torch.Tensor):
-        raise TypeError(f'cannot read a step output of type {type(out).__name__}: expected .prev_sample (and .pred_x0 or .pred_original_sample)')
+        raise TypeError(f'cannot read a step output of type {type(out).__name__}: expected .prev_sample (and .pred_original_sample)')
     return prev, x0
 
 # %% ../nbs/13_sampling.ipynb #c009
-def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float, timesteps=None) -> dict:
-    "Call `scheduler.set_timesteps` for `sampler` ('ddpm' or 'ddim'), `n_steps` evenly spaced or your own `timesteps`; returns the extra keyword arguments for `step`."
+def configure_scheduler(scheduler, num_inference_steps: int | None, sampler: str, eta: float, timesteps=None) -> dict:
+    "Call `scheduler.set_timesteps` for `sampler` ('ddpm' or 'ddim'), `num_inference_steps` evenly spaced or your own `timesteps`; returns the extra keyword arguments for `step`."
     if sampler not in ('ddpm', 'ddim'): raise ValueError(f"sampler must be 'ddpm' (ancestral) or 'ddim', got {sampler!r}")
     if eta < 0: raise ValueError(f'eta must be >= 0, got {eta}')
     if sampler == 'ddpm' and eta != 0: raise ValueError('eta is the DDIM noise scale; ancestral sampling has none: pass eta=0.0 or sampler="ddim"')
     T = scheduler.config.num_train_timesteps
-    if timesteps is not None and n_steps is not None: raise ValueError('give n_steps (evenly spaced) or timesteps (your own list), not both')
-    n = T if n_steps is None else n_steps
+    if timesteps is not None and num_inference_steps is not None: raise ValueError('give num_inference_steps (evenly spaced) or timesteps (your own list), not both')
+    n = T if num_inference_steps is None else num_inference_steps
     if timesteps is None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T):
-        raise ValueError(f'n_steps must be an int in [1, {T}] (the scheduler has T={T}), got {n_steps!r}')
-    set_kw = dict(n=n) if timesteps is None else dict(timesteps=timesteps)
+        raise ValueError(f'num_inference_steps must be an int in [1, {T}] (the scheduler has T={T}), got {num_inference_steps!r}')
+    set_kw = dict(num_inference_steps=n) if timesteps is None else dict(timesteps=timesteps)
     if 'sampler' in inspect.signature(scheduler.set_timesteps).parameters:     # ours: one scheduler, both samplers
         scheduler.set_timesteps(**set_kw, sampler=sampler, eta=eta); return {}
     has_eta = 'eta' in inspect.signature(scheduler.step).parameters              # diffusers: the class is the sampler
@@ -52,7 +51,7 @@ def configure_scheduler(scheduler, n_steps: int | None, sampler: str, eta: float
     if timesteps is None: scheduler.set_timesteps(n)
     elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters:        # the same checks and errors as ours
         scheduler.set_timesteps(timesteps=custom_timesteps(T, timesteps).tolist())
-    else: raise ValueError(f'{type(scheduler).__name__}.set_timesteps takes no list of timesteps: pass n_steps, '
+    else: raise ValueError(f'{type(scheduler).__name__}.set_timesteps takes no list of timesteps: pass num_inference_steps, '
                            'or use our GaussianScheduler (or diffusers\' DDPMScheduler) for your own timesteps')
     return {'eta': eta} if has_eta else {}
 
@@ -62,7 +61,9 @@ class Trajectory:
     "The path of a sampling run (on the CPU): visited timesteps, x_t before each step and at the end, predicted x0 at each step."
     timesteps: torch.Tensor   # (S,)
     x_t: torch.Tensor         # (S+1, *shape): x_T, then the output of each step
-    pred_x0: torch.Tensor     # (S, *shape)
+    pred_original_sample: torch.Tensor   # (S, *shape)
+    @property
+    def pred_x0(self) -> torch.Tensor: return self.pred_original_sample   # the course's short name
 
 def _sampling_device(model, generator, device) -> torch.device:
     if device is None:
@@ -75,14 +76,14 @@ def _sampling_device(model, generator, device) -> torch.device:
     return device
 
 # %% ../nbs/13_sampling.ipynb #c012
-def sample(model, scheduler, shape, n_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
+def sample(model, scheduler, shape, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
            hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None):
-    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `n_steps` steps (or your own `timesteps`)."
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `num_inference_steps` steps (or your own `timesteps`)."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
-    step_kw = configure_scheduler(scheduler, n_steps, sampler, eta, timesteps)
+    step_kw = configure_scheduler(scheduler, num_inference_steps, sampler, eta, timesteps)
     if hasattr(scheduler, 'prior_sample'): x = scheduler.prior_sample(shape, generator, device)   # discrete (D3PM) prior
     else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
@@ -115,7 +116,7 @@ class NoisyClassifierConfig(Config):
     channel_mults: tuple[int, ...] = (1, 2, 4)
     norm_groups: int = 8
     dropout: float = 0.0
-    num_timesteps: int = 1000
+    num_train_timesteps: int = 1000
 
 class NoisyClassifier(nn.Module):
     "Logits of p_phi(y | x_t, t): time-conditioned residual blocks, down-sampling, pooling, a linear head."
@@ -132,13 +133,13 @@ class NoisyClassifier(nn.Module):
     def forward(self, x_t, t):
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4 or x_t.shape[1] != self.config.in_channels:
             raise ValueError(f'x_t must be (B, {self.config.in_channels}, H, W), got {getattr(x_t, "shape", type(x_t).__name__)}')
-        emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_timesteps, x_t.device))
+        emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
         h = self.conv_in(x_t)
         for blk in self.blocks: h = blk(h, emb)
         return self.head(h)
 
 # %% ../nbs/13_sampling.ipynb #c027
-def classifier_loss(scheduler, t_max: int | None = None):
+def noisy_classifier_loss(scheduler, t_max: int | None = None):
     "A `fit` loss: cross-entropy of classifier(x_t, t), x_t ~ q(x_t | x_0) with t uniform in [0, t_max) (default: all of [0, T))."
     T = scheduler.config.num_train_timesteps
     t_max = T if t_max is None else t_max

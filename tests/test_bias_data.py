@@ -30,8 +30,8 @@ def test_shapes_balance_and_determinism(name, size):
     spec = get_spec(name)
     a = make_benchmark(name, 'test', size, seed=3, n_per_group=3)
     b = make_benchmark(name, 'test', size, seed=3, n_per_group=3)
-    assert a.x.shape == (3 * spec.n_groups, 3, size, size)
-    assert a.group_counts().tolist() == [3] * spec.n_groups
+    assert a.x.shape == (3 * spec.num_groups, 3, size, size)
+    assert a.group_counts().tolist() == [3] * spec.num_groups
     assert torch.equal(a.x, b.x) and torch.equal(a.group, b.group)
     assert not torch.equal(a.x, make_benchmark(name, 'test', size, seed=4, n_per_group=3).x)
     assert not torch.equal(a.x, make_benchmark(name, 'val', size, seed=3, n_per_group=3).x)
@@ -194,10 +194,10 @@ def _fairface_folder(root, n_train=16, n_val=10):
 def test_read_fairface(tmp_path):
     _fairface_folder(tmp_path)
     tr = read_fairface(tmp_path, 'train', 16, target_values=('Male', 'Female'), bias_values=('A', 'B', ('C', 'D')))
-    assert tr.spec.n_groups == 6 and tr.spec.bias_values == ('A', 'B', 'C+D')
+    assert tr.spec.num_groups == 6 and tr.spec.bias_values == ('A', 'B', 'C+D')
     assert len(tr) == 13 and tr.bias.max() == 2                     # race 'E' is not listed: dropped
     allv = read_fairface(tmp_path, 'train', 16)
-    assert allv.spec.target_values == ('Female', 'Male') and allv.spec.n_bias == 5 and len(allv) == 16
+    assert allv.spec.target_values == ('Female', 'Male') and allv.spec.num_bias_values == 5 and len(allv) == 16
     val, test = read_fairface(tmp_path, 'val', 16, seed=1), read_fairface(tmp_path, 'test', 16, seed=1)
     assert len(val) + len(test) == 10 and len(val) == 5
     both = torch.cat([val.x, test.x]).flatten(1)
@@ -241,4 +241,4 @@ def test_cli(tmp_path, capsys):
     conv = tmp_path / 'conv'
     _fairface_folder(tmp_path / 'ff')
     assert _cli().main(['--real', 'fairface', '--root', str(tmp_path / 'ff'), '--size', '16', '--out', str(conv)]) == 0
-    assert len(read_waterbirds(conv, 'train', 16)) == 16 and read_waterbirds(conv, 'train', 16).spec.n_bias == 5
+    assert len(read_waterbirds(conv, 'train', 16)) == 16 and read_waterbirds(conv, 'train', 16).spec.num_bias_values == 5

@@ -7,7 +7,7 @@ from torch import nn
 
 from invdiff_nb.bias_data import get_spec, make_benchmark
 from invdiff_nb.bias_metrics import (AttrClassifierConfig, AttributeClassifier, attribute_classifiers, bias_score,
-                                     bias_score_from_counts, classifier_accuracy, classifier_config, count_table_markdown,
+                                     bias_score_from_counts, classifier_accuracy, attr_classifier_config, count_table_markdown,
                                      evaluate_bias, feature_metrics, group_count_table, group_proportions, worst_group_share)
 
 
@@ -67,7 +67,7 @@ def test_proportions_worst_share_and_table():
 # ---------------------------------------------------------------- classifier
 
 def test_classifier_shapes_and_errors():
-    net = AttributeClassifier(classifier_config('fairface', 32, 'smoke'))
+    net = AttributeClassifier(attr_classifier_config('fairface', 32, 'smoke'))
     lt, lb = net(torch.zeros(3, 3, 32, 32))
     assert lt.shape == (3, 2) and lb.shape == (3, 4)
     t, b = net.predict(torch.zeros(5, 3, 32, 32), batch_size=2)
@@ -76,12 +76,12 @@ def test_classifier_shapes_and_errors():
     with pytest.raises(ValueError, match='arch'): AttrClassifierConfig(arch='mlp')
     with pytest.raises(ValueError, match='not supported'): AttrClassifierConfig(size=48)
     with pytest.raises(KeyError, match='unknown benchmark'): AttrClassifierConfig(benchmark='mnist')
-    with pytest.raises(KeyError, match='unknown profile'): classifier_config('celeba', 16, 'fast')
-    assert classifier_config('celeba', 64, 'smoke').arch == 'resnet18'
+    with pytest.raises(KeyError, match='unknown profile'): attr_classifier_config('celeba', 16, 'fast')
+    assert attr_classifier_config('celeba', 64, 'smoke').arch == 'resnet18'
 
 
 def test_resnet18_option_builds_without_download():
-    net = AttributeClassifier(classifier_config('waterbirds', 64, 'smoke'))
+    net = AttributeClassifier(attr_classifier_config('waterbirds', 64, 'smoke'))
     assert net.feat_dim == 512 and net(torch.zeros(2, 3, 64, 64))[0].shape == (2, 2)
 
 
@@ -107,7 +107,7 @@ def test_attribute_classifiers_trains_caches_and_evaluates(tmp_path):
 class _Oracle(nn.Module):
     "A stand-in classifier that returns given labels, to check evaluate_bias exactly."
     def __init__(self, t, b):
-        super().__init__(); self.cfg = AttrClassifierConfig(benchmark='fairface'); self.t, self.b = t, b
+        super().__init__(); self.config = AttrClassifierConfig(benchmark='fairface'); self.t, self.b = t, b
         self.w = nn.Parameter(torch.zeros(1))
     def predict(self, x, batch_size=512): return self.t, self.b
 
@@ -125,7 +125,7 @@ def test_evaluate_bias_exact_with_known_predictions():
 @pytest.mark.parametrize('name', ['waterbirds', 'celeba', 'fairface'])
 def test_bias_score_closed_form_in_correlation(name):
     from invdiff_nb.bias_data import resolve_ratios
-    spec = get_spec(name); K = spec.n_bias
+    spec = get_spec(name); K = spec.num_bias_values
     for c in (0.0, 0.25, 0.5, 0.8, 0.95, 1.0):
-        p = resolve_ratios(spec, correlation=c).view(spec.n_target, K)
+        p = resolve_ratios(spec, correlation=c).view(spec.num_classes, K)
         assert abs(bias_score_from_counts(p)[0] - 2 / K * abs(c - (1 - c) / (K - 1))) < 1e-12

@@ -29,7 +29,7 @@ def test_gaussian_is_doubly_stochastic_and_prefers_neighbours():
 
 @pytest.mark.parametrize('T', [1, 7, 50])
 def test_absorbing_mask_probability_is_t_over_T(T):
-    s = D3PMScheduler(num_classes=3, num_train_timesteps=T, transition='absorbing')
+    s = D3PMScheduler(num_categories=3, num_train_timesteps=T, transition='absorbing')
     p_mask = s.Qbar[:, :3, 3]                                # (T, K): code t -> paper t + 1
     expect = (torch.arange(1, T + 1, dtype=torch.float64) / T)[:, None].expand(T, 3)
     assert torch.allclose(p_mask, expect, atol=1e-12)
@@ -41,7 +41,7 @@ def test_absorbing_mask_probability_is_t_over_T(T):
 
 @pytest.mark.parametrize('kind', KINDS)
 def test_posterior_is_bayes_rule_by_enumeration(kind):
-    s = D3PMScheduler(num_classes=3, num_train_timesteps=5, transition=kind)
+    s = D3PMScheduler(num_categories=3, num_train_timesteps=5, transition=kind)
     for t in range(1, 5):
         for a in range(3):
             for b in range(s.num_states):
@@ -62,7 +62,7 @@ def _tabular(table, S, D):
 @pytest.mark.parametrize('kind', KINDS)
 def test_elbo_bounds_exact_likelihood_and_is_tight_for_true_reverse(kind):
     K, D, T = 3, 2, 4
-    s = D3PMScheduler(num_classes=K, num_train_timesteps=T, transition=kind); S = s.num_states
+    s = D3PMScheduler(num_categories=K, num_train_timesteps=T, transition=kind); S = s.num_states
     g = torch.Generator().manual_seed(0)
     rand = _tabular(torch.randn(T, S ** D, D, K, generator=g, dtype=torch.float64) * 2, S, D)
     x0s, nll, nelbo = enumerate_exact(rand, s, D)
@@ -82,7 +82,7 @@ def test_elbo_bounds_exact_likelihood_and_is_tight_for_true_reverse(kind):
 def test_elbo_bpd_matches_exact_elbo_in_expectation():
     "The sampled full ELBO of elbo_bpd averages to the exact (enumerated) ELBO."
     K, D, T = 3, 2, 4
-    s = D3PMScheduler(num_classes=K, num_train_timesteps=T, transition='uniform'); S = s.num_states
+    s = D3PMScheduler(num_categories=K, num_train_timesteps=T, transition='uniform'); S = s.num_states
     table = torch.randn(T, S ** D, D, K, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     model = _tabular(table, S, D)
     x0s, _, nelbo = enumerate_exact(model, s, D)
@@ -95,7 +95,7 @@ def test_elbo_bpd_matches_exact_elbo_in_expectation():
 def test_oracle_sampler_recovers_x0_with_and_without_skipping(kind):
     target = torch.randint(0, 3, (4, 6), generator=torch.Generator().manual_seed(0))
     oracle = lambda x, t, c=None: F.one_hot(target, 3).float() * 50
-    s = D3PMScheduler(num_classes=3, num_train_timesteps=12, transition=kind)
+    s = D3PMScheduler(num_categories=3, num_train_timesteps=12, transition=kind)
     for n in (12, 5, 1):
         assert torch.equal(d3pm_sample(oracle, s, (4, 6), torch.Generator().manual_seed(1), num_inference_steps=n), target)
         s.set_timesteps(n)
@@ -105,7 +105,7 @@ def test_oracle_sampler_recovers_x0_with_and_without_skipping(kind):
 
 
 def test_step_contract():
-    s = D3PMScheduler(num_classes=4, num_train_timesteps=10, transition='absorbing')
+    s = D3PMScheduler(num_categories=4, num_train_timesteps=10, transition='absorbing')
     x = torch.full((3, 5), 4)
     out = s.step(torch.randn(3, 5, 4), 9, x, torch.Generator().manual_seed(0))
     from invdiff_nb.ddpm import StepOutput
@@ -125,8 +125,8 @@ def test_gumbel_sample_frequencies():
 
 @pytest.mark.parametrize('kind', KINDS)
 def test_loss_trains_digit_denoiser(kind):
-    s = D3PMScheduler(num_classes=2, num_train_timesteps=10, transition=kind)
-    net = DigitDenoiser(DigitNetConfig(num_states=s.num_states, num_classes=2, channels=16, num_blocks=1))
+    s = D3PMScheduler(num_categories=2, num_train_timesteps=10, transition=kind)
+    net = DigitDenoiser(DigitNetConfig(num_states=s.num_states, num_categories=2, channels=16, num_blocks=1))
     x0 = torch.randint(0, 2, (8, 1, 16, 16), generator=torch.Generator().manual_seed(0))
     loss = s.loss(net, x0, torch.Generator().manual_seed(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -150,48 +150,48 @@ def test_quantize_and_independent_baseline():
 # ---- bad input --------------------------------------------------------------------------------------------------
 
 def test_tokens_outside_range_are_rejected():
-    s = D3PMScheduler(num_classes=3, num_train_timesteps=5, transition='uniform')
+    s = D3PMScheduler(num_categories=3, num_train_timesteps=5, transition='uniform')
     with pytest.raises(ValueError, match=r'token 3 outside \[0, 3\)'): s.add_noise(torch.tensor([[0, 3]]), 1)
     with pytest.raises(ValueError, match='outside'): s.add_noise(torch.tensor([[-1, 0]]), 1)
     with pytest.raises(ValueError, match='integer tensor'): s.add_noise(torch.tensor([[0.5, 1.]]), 1)
-    sa = D3PMScheduler(num_classes=3, num_train_timesteps=5, transition='absorbing')
+    sa = D3PMScheduler(num_categories=3, num_train_timesteps=5, transition='absorbing')
     with pytest.raises(ValueError, match='outside'): sa.loss(lambda x, t, c: torch.zeros(*x.shape, 3), torch.tensor([[3, 0]]))  # the mask is not data
     with pytest.raises(ValueError, match=r't must lie in \[0, 5\)'): s.add_noise(torch.tensor([[0, 1]]), 5)
-    net = DigitDenoiser(DigitNetConfig(num_states=3, num_classes=2, channels=16, num_blocks=1))
+    net = DigitDenoiser(DigitNetConfig(num_states=3, num_categories=2, channels=16, num_blocks=1))
     with pytest.raises(ValueError, match='outside'): net(torch.full((1, 1, 4, 4), 3), torch.tensor([0]))
 
 
 def test_K_mismatch_between_data_model_and_scheduler():
-    s = D3PMScheduler(num_classes=4, num_train_timesteps=5, transition='uniform')
-    net = DigitDenoiser(DigitNetConfig(num_states=4, num_classes=2, channels=16, num_blocks=1))   # predicts K=2
+    s = D3PMScheduler(num_categories=4, num_train_timesteps=5, transition='uniform')
+    net = DigitDenoiser(DigitNetConfig(num_states=4, num_categories=2, channels=16, num_blocks=1))   # predicts K=2
     with pytest.raises(ValueError, match='disagree on K'): s.loss(net, torch.randint(0, 4, (2, 1, 4, 4)))
     with pytest.raises(ValueError, match='disagree on K'): s.step(torch.randn(2, 3, 2), 4, torch.zeros(2, 3, dtype=torch.long))
-    s2 = D3PMScheduler(num_classes=2, num_train_timesteps=5, transition='uniform')
+    s2 = D3PMScheduler(num_categories=2, num_train_timesteps=5, transition='uniform')
     with pytest.raises(ValueError, match='outside'): s2.loss(net, torch.randint(2, 4, (2, 1, 4, 4)))  # 4-level data, K=2
 
 
 def test_non_stochastic_custom_matrices_are_rejected():
     with pytest.raises(ValueError, match='not row-stochastic'):
-        D3PMScheduler(num_classes=2, num_train_timesteps=3, Q=torch.tensor([[0.9, 0.2], [0.5, 0.5]]))
+        D3PMScheduler(num_categories=2, num_train_timesteps=3, Q=torch.tensor([[0.9, 0.2], [0.5, 0.5]]))
     with pytest.raises(ValueError, match='negative'):
-        D3PMScheduler(num_classes=2, num_train_timesteps=3, Q=torch.tensor([[1.2, -0.2], [0.5, 0.5]]))
+        D3PMScheduler(num_categories=2, num_train_timesteps=3, Q=torch.tensor([[1.2, -0.2], [0.5, 0.5]]))
     with pytest.raises(ValueError, match='square'): check_stochastic(torch.ones(2, 3) / 3)
     with pytest.raises(ValueError, match='non-finite'): check_stochastic(torch.tensor([[float('nan'), 1.], [0., 1.]]))
     with pytest.raises(ValueError, match='matrices but num_train_timesteps'):
-        D3PMScheduler(num_classes=2, num_train_timesteps=3, Q=torch.eye(2).expand(4, 2, 2))
-    with pytest.raises(ValueError, match='num_classes=5'): D3PMScheduler(num_classes=5, num_train_timesteps=3, Q=torch.eye(2))
+        D3PMScheduler(num_categories=2, num_train_timesteps=3, Q=torch.eye(2).expand(4, 2, 2))
+    with pytest.raises(ValueError, match='num_categories=5'): D3PMScheduler(num_categories=5, num_train_timesteps=3, Q=torch.eye(2))
     # a valid custom matrix works and its Qbar is the explicit product
     Q = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.0, 0.0, 1.0]])
-    s = D3PMScheduler(num_classes=2, num_train_timesteps=4, Q=Q)
+    s = D3PMScheduler(num_categories=2, num_train_timesteps=4, Q=Q)
     assert s.config.transition == 'custom' and s.mask_index == 2
     assert torch.allclose(s.Qbar[-1], torch.linalg.matrix_power(Q.double(), 4))
 
 
 def test_unknown_names_and_config_round_trip():
-    with pytest.raises(ValueError, match='unknown transition'): D3PMScheduler(num_classes=3, transition='blur')
-    with pytest.raises(ValueError, match='unknown D3PM schedule'): D3PMScheduler(num_classes=3, schedule='sigmoid')
-    with pytest.raises(ValueError, match='num_classes must be'): D3PMScheduler(num_classes=1)
-    cfg = D3PMConfig(num_classes=5, num_train_timesteps=7, transition='gaussian', beta_end=2.0)
+    with pytest.raises(ValueError, match='unknown transition'): D3PMScheduler(num_categories=3, transition='blur')
+    with pytest.raises(ValueError, match='unknown D3PM schedule'): D3PMScheduler(num_categories=3, schedule='sigmoid')
+    with pytest.raises(ValueError, match='num_categories must be'): D3PMScheduler(num_categories=1)
+    cfg = D3PMConfig(num_categories=5, num_train_timesteps=7, transition='gaussian', beta_end=2.0)
     assert D3PMConfig.from_json(cfg.to_json()) == cfg
     assert torch.equal(D3PMScheduler(cfg).Q, D3PMScheduler(D3PMConfig.from_json(cfg.to_json())).Q)
 
@@ -204,7 +204,7 @@ def test_posterior_agrees_with_diffusers_vq_diffusion():
     Q = torch.zeros(T, K + 1, K + 1, dtype=torch.float64)
     Q[:, :K, :K] = a[:, None, None] * torch.eye(K, dtype=torch.float64) + b[:, None, None]
     Q[:, :K, K], Q[:, K, K] = c[:, None], 1
-    ours = D3PMScheduler(num_classes=K, num_train_timesteps=T, Q=Q)
+    ours = D3PMScheduler(num_categories=K, num_train_timesteps=T, Q=Q)
     x0 = torch.arange(K).repeat_interleave(K + 1)[None]; xt = torch.arange(K + 1).repeat(K)[None]
     for t in range(1, T):
         log_p0 = F.one_hot(x0, K).float().clamp_min(1e-30).log().permute(0, 2, 1)
@@ -235,12 +235,12 @@ def test_ngram_baselines_closed_form():
 
 
 def test_char_transformer_shapes_and_bad_input():
-    net = CharTransformer(CharNetConfig(num_states=6, num_classes=5, length=8, d_model=16, n_layers=1, n_heads=2))
+    net = CharTransformer(CharNetConfig(num_states=6, num_categories=5, length=8, d_model=16, n_layers=1, n_heads=2))
     assert net(torch.randint(0, 6, (3, 8)), torch.tensor([0, 1, 2])).shape == (3, 8, 5)
     with pytest.raises(ValueError, match='outside'): net(torch.full((1, 8), 6), torch.tensor([0]))
     with pytest.raises(ValueError, match='expects integer tokens'): net(torch.zeros(1, 9, dtype=torch.long), torch.tensor([0]))
-    s = D3PMScheduler(num_classes=4, num_train_timesteps=5, transition='absorbing')
+    s = D3PMScheduler(num_categories=4, num_train_timesteps=5, transition='absorbing')
     with pytest.raises(ValueError, match='disagree on K'): s.loss(net, torch.randint(0, 4, (2, 8)))
-    s5 = D3PMScheduler(num_classes=5, num_train_timesteps=5, transition='absorbing', hybrid_coeff=0.01)
+    s5 = D3PMScheduler(num_categories=5, num_train_timesteps=5, transition='absorbing', hybrid_coeff=0.01)
     loss = s5.loss(net, torch.randint(0, 5, (2, 8)), torch.Generator().manual_seed(0))
     loss.backward(); assert torch.isfinite(loss)

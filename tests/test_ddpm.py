@@ -99,7 +99,7 @@ def test_custom_timesteps(pred):
     model, xT = _dummy_model((2, 1, 3, 3)), torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(1))
     for sampler, eta in [('ddpm', 0.0), ('ddim', 0.0), ('ddim', 1.0)]:
         outs = []
-        for kw in (dict(n=13), dict(timesteps=spaced_timesteps(T, 13, 'leading').tolist())):
+        for kw in (dict(num_inference_steps=13), dict(timesteps=spaced_timesteps(T, 13, 'leading').tolist())):
             s = GaussianScheduler(cfg).set_timesteps(sampler=sampler, eta=eta, **kw); x, g = xT.clone(), torch.Generator().manual_seed(2)
             for t in s.timesteps: x = s.step(model(x, t, T), t, x, generator=g).prev_sample
             outs.append(x)

@@ -5,7 +5,7 @@ import torch
 from invdiff_nb.core import make_generator
 from invdiff_nb.ddpm import q_posterior
 from invdiff_nb.diffusion_lm import (Anchor, Clamped, ClassifierControl, DLMConfig, DiffusionLM, LatentClassifier,
-                                     LatentClassifierConfig, classifier_loss, control_target, dlm_loss, dlm_scheduler,
+                                     LatentClassifierConfig, latent_classifier_loss, control_target, dlm_loss, dlm_scheduler,
                                      encode_pairs, field_classes, field_labels, generate, mentions, mr_tokens,
                                      nearest_embedding, posterior_mean_var, sample_hooked, scan_slots, seq2seq_vocab,
                                      slot_recall, source_mask)
@@ -74,17 +74,17 @@ def test_training_reduces_loss():
 
 def test_hooked_sampler_matches_sample_and_hooks(tiny):
     m, sch = tiny
-    a = sample(m, sch, (2, 12, 16), n_steps=10, generator=make_generator(3))
-    b = sample_hooked(m, sch, (2, 12, 16), [], n_steps=10, generator=make_generator(3))
+    a = sample(m, sch, (2, 12, 16), num_inference_steps=10, generator=make_generator(3))
+    b = sample_hooked(m, sch, (2, 12, 16), [], num_inference_steps=10, generator=make_generator(3))
     assert torch.allclose(a, b, atol=1e-6)
     assert generate(m, sch, 2, 5, clamp=True, generator=make_generator(0)).shape == (2, 12)
     ids = torch.randint(0, 30, (2, 12), generator=make_generator(4))
     mask = torch.zeros(2, 12, dtype=torch.bool); mask[:, 8:] = True
-    out = sample_hooked(m, sch, (2, 12, 16), [Anchor(m, sch, ids, mask, noised=False)], n_steps=10, generator=make_generator(3))
+    out = sample_hooked(m, sch, (2, 12, 16), [Anchor(m, sch, ids, mask, noised=False)], num_inference_steps=10, generator=make_generator(3))
     assert torch.equal(out[mask], m.embed(ids)[mask].detach())
     # noised anchors end clean at the last step too
     out = sample_hooked(m, sch, (2, 12, 16), [Anchor(m, sch, ids, mask, noised=True, generator=make_generator(9))],
-                        n_steps=10, generator=make_generator(3))
+                        num_inference_steps=10, generator=make_generator(3))
     assert torch.equal(out[mask], m.embed(ids)[mask].detach())
 
 
@@ -99,7 +99,7 @@ def test_posterior_mean_var_matches_ddpm(tiny):
 def test_classifier_control_moves_towards_target(tiny):
     m, sch = tiny
     torch.manual_seed(0)
-    clf = LatentClassifier(LatentClassifierConfig(seq_len=12, n_classes=8, width=32, layers=1, num_train_timesteps=50)).eval()
+    clf = LatentClassifier(LatentClassifierConfig(seq_len=12, num_classes=8, width=32, layers=1, num_train_timesteps=50)).eval()
     sch.set_timesteps(10)
     x_t, x_prev = torch.randn(4, 12, 16), torch.randn(4, 12, 16)
     x0 = m(x_t, torch.full((4,), 20))
@@ -113,7 +113,7 @@ def test_classifier_control_moves_towards_target(tiny):
     mrs = [mr for mr, _ in make_corpus(5, seed=0)]
     y = field_labels(mrs, 'food')
     assert all((mr.get('food') is None) == (int(k) == 0) for mr, k in zip(mrs, y))
-    assert torch.isfinite(classifier_loss(m, sch)(clf, (torch.randint(0, 30, (4, 12)), torch.randint(0, 8, (4,))), make_generator(0)))
+    assert torch.isfinite(latent_classifier_loss(m, sch)(clf, (torch.randint(0, 30, (4, 12)), torch.randint(0, 8, (4,))), make_generator(0)))
 
 
 def test_control_requests_and_metrics():
@@ -229,7 +229,7 @@ def test_band_timesteps_and_generate_on_them(tiny):
                     (dict(n_band=0), 'n_band'), (dict(n_band=True), 'n_band'), (dict(n_rest=31), 'n_rest'), (dict(n_rest=-1), 'n_rest')]:
         with pytest.raises(ValueError, match=msg): band_timesteps(50, **kw)
     m, sch = tiny
-    # generate on the even list by hand = generate with n_steps; on the band list it visits exactly the list
+    # generate on the even list by hand = generate with num_inference_steps; on the band list it visits exactly the list
     sch.set_timesteps(10); even = sch.timesteps.tolist()
     a = generate(m, sch, 3, 10, generator=make_generator(4))
     b = generate(m, sch, 3, timesteps=even, generator=make_generator(4))

@@ -198,7 +198,7 @@ def test_any_diffusers_model_stages_1_to_3(tmp_path):
     m.check_frozen()
     # stage 3: the one sampler with classifier-free guidance (text-embedding null condition), diffusers scheduler
     from invdiff_nb.sampling import sample, CFGModel
-    xt = sample(CFGModel(m, 2.0, null_cond=null), s, (2, 3, 8, 8), n_steps=3, sampler='ddpm', cond=prompts,
+    xt = sample(CFGModel(m, 2.0, null_cond=null), s, (2, 3, 8, 8), num_inference_steps=3, sampler='ddpm', cond=prompts,
                 generator=torch.Generator().manual_seed(1))
     assert xt.shape == (2, 3, 8, 8) and torch.isfinite(xt).all()
 
@@ -223,7 +223,7 @@ def test_with_course_scheduler_and_unet():
     assert torch.allclose(prediction_target(s, x0, n, t), s.get_target(x0, n, t))
     torch.manual_seed(0)
     mk = lambda ch: UNet(UNetConfig(in_channels=3, image_size=8, base_channels=ch, channel_mults=(1, 2), attn_resolutions=(),
-                                    dropout=0.0, norm_groups=4, num_classes=2, num_timesteps=50))
+                                    dropout=0.0, norm_groups=4, num_classes=2, num_train_timesteps=50))
     base = mk(16); base.out[-1].weight.data.normal_(0, 0.1)      # a non-trivial base
     y = torch.tensor([0, 1, 2])
     # our per-sample loss = the course's diffusion_loss(reduction='none') with the same t and noise

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from invdiff_nb.metrics import (ClassifierConfig, DigitClassifier, DigitEvaluator, class_accuracy, classifier_config,
+from invdiff_nb.metrics import (ClassifierConfig, DigitClassifier, DigitEvaluator, class_accuracy, digit_classifier_config,
                                 frechet_distance, gaussian_frechet, knn_radii, precision_recall, random_shift, sqrtm_psd)
 
 
@@ -126,8 +126,8 @@ def test_random_shift_keeps_content():
 
 
 def test_classifier_profiles():
-    assert classifier_config('cpu').image_size == 16 and classifier_config('gpu').image_size == 32
-    with pytest.raises(KeyError, match='unknown classifier profile'): classifier_config('fast')
+    assert digit_classifier_config('cpu').image_size == 16 and digit_classifier_config('gpu').image_size == 32
+    with pytest.raises(KeyError, match='unknown classifier profile'): digit_classifier_config('fast')
 
 
 def test_evaluator_on_tiny_data():

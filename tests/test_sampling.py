@@ -9,7 +9,7 @@ from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
 from invdiff_nb.core import make_generator
 from invdiff_nb.models import UNet, UNetConfig
 from invdiff_nb.sampling import (sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, NoisyClassifier,
-                                 NoisyClassifierConfig, classifier_loss, noisy_accuracy, Trajectory)
+                                 NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy, Trajectory)
 
 torch.set_num_threads(1)
 T = 50
@@ -32,7 +32,7 @@ def oracle(x0, scheduler):
 def _random_unet(num_classes=4, T=T, seed=0):
     torch.manual_seed(seed)
     net = UNet(UNetConfig(image_size=8, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), dropout=0.0, norm_groups=4,
-                          num_classes=num_classes, num_timesteps=T))
+                          num_classes=num_classes, num_train_timesteps=T))
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.Conv2d): m.weight.normal_(0, 0.05)
@@ -50,12 +50,12 @@ def net(): return _random_unet()
 def test_oracle_recovers_x0(make, sampler, n, eta):
     x0 = torch.rand(SHAPE, generator=make_generator(0)) * 2 - 1
     sch = make()
-    out = sample(oracle(x0, sch), sch, SHAPE, n_steps=n, sampler=sampler, eta=eta, generator=make_generator(1))
+    out = sample(oracle(x0, sch), sch, SHAPE, num_inference_steps=n, sampler=sampler, eta=eta, generator=make_generator(1))
     assert (out - x0).abs().max() < 1e-4
 
 
 def test_same_seed_same_samples(net):
-    run = lambda s, sch, sampler, eta=0.0: sample(net, sch, SHAPE, n_steps=5, sampler=sampler, eta=eta, cond=torch.tensor([0, 1, 4]),
+    run = lambda s, sch, sampler, eta=0.0: sample(net, sch, SHAPE, num_inference_steps=5, sampler=sampler, eta=eta, cond=torch.tensor([0, 1, 4]),
                                                    generator=make_generator(s))
     a = run(1, ddpm(), 'ddpm'); torch.randn(7); b = run(1, ddpm(), 'ddpm'); c = run(2, ddpm(), 'ddpm')
     assert torch.equal(a, b) and not torch.allclose(a, c)
@@ -66,12 +66,12 @@ def test_same_seed_same_samples(net):
 
 def test_dropout_model_restored_to_train_mode():
     m = _random_unet(); m.train()
-    sample(m, ddpm(), SHAPE, n_steps=2, generator=make_generator(0))
+    sample(m, ddpm(), SHAPE, num_inference_steps=2, generator=make_generator(0))
     assert m.training
 
 
 def test_trajectory(net):
-    x, tr = sample(net, ddim(), SHAPE, n_steps=4, sampler='ddim', generator=make_generator(0), return_trajectory=True)
+    x, tr = sample(net, ddim(), SHAPE, num_inference_steps=4, sampler='ddim', generator=make_generator(0), return_trajectory=True)
     assert isinstance(tr, Trajectory) and tr.x_t.shape == (5, *SHAPE) and tr.pred_x0.shape == (4, *SHAPE)
     assert torch.equal(tr.x_t[-1], x) and tr.timesteps.tolist() == [int(t) for t in ddim_timesteps(4)]
 
@@ -114,21 +114,21 @@ def test_agrees_with_hand_written_loops(net, family):
         ref_i = _hand_ddim(net, 5, 0.5, SHAPE, c, make_generator(6))
     s_ddpm, s_ddim = (ddpm(), ddim()) if family == 'diffusers' else (ours(), ours())
     out = sample(net, s_ddpm, SHAPE, cond=c, generator=make_generator(5))
-    out_i = sample(net, s_ddim, SHAPE, n_steps=5, sampler='ddim', eta=0.5, cond=c, generator=make_generator(6))
+    out_i = sample(net, s_ddim, SHAPE, num_inference_steps=5, sampler='ddim', eta=0.5, cond=c, generator=make_generator(6))
     assert (out - ref).abs().max() < 1e-4 and (out_i - ref_i).abs().max() < 1e-4
 
 
 def test_ours_and_diffusers_give_the_same_samples(net):
     c = torch.tensor([1, 2, 3])
     for sampler, ref, n, eta in [('ddpm', ddpm(), 10, 0.0), ('ddim', ddim(), 10, 0.0), ('ddim', ddim(), 10, 1.0)]:
-        a = sample(net, ours(), SHAPE, n_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
-        b = sample(net, ref, SHAPE, n_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
+        a = sample(net, ours(), SHAPE, num_inference_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
+        b = sample(net, ref, SHAPE, num_inference_steps=n, sampler=sampler, eta=eta, cond=c, generator=make_generator(2))
         assert (a - b).abs().max() < 1e-4, (sampler, eta, (a - b).abs().max())
 
 
 
 def test_custom_timesteps_ours_diffusers_and_even_list(net):
-    "sample(timesteps=...): ours and diffusers' DDPMScheduler agree on an uneven list; the even list equals n_steps."
+    "sample(timesteps=...): ours and diffusers' DDPMScheduler agree on an uneven list; the even list equals num_inference_steps."
     c, ts = torch.tensor([1, 2, 3]), [49, 48, 47, 40, 30, 12, 5, 0]
     a = sample(net, ours(), SHAPE, cond=c, generator=make_generator(2), timesteps=ts)
     b = sample(net, ddpm(), SHAPE, cond=c, generator=make_generator(2), timesteps=ts)
@@ -137,10 +137,10 @@ def test_custom_timesteps_ours_diffusers_and_even_list(net):
     assert traj.timesteps.tolist() == ts
     for sampler, eta in [('ddpm', 0.0), ('ddim', 0.0), ('ddim', 1.0)]:
         s = ours(); s.set_timesteps(10, sampler=sampler, eta=eta); even = s.timesteps.tolist()
-        x = sample(net, ours(), SHAPE, n_steps=10, sampler=sampler, eta=eta, cond=c, generator=make_generator(3))
+        x = sample(net, ours(), SHAPE, num_inference_steps=10, sampler=sampler, eta=eta, cond=c, generator=make_generator(3))
         y = sample(net, ours(), SHAPE, sampler=sampler, eta=eta, cond=c, generator=make_generator(3), timesteps=even)
         assert torch.equal(x, y)
-    with pytest.raises(ValueError, match='not both'): sample(net, ours(), SHAPE, n_steps=10, timesteps=ts)
+    with pytest.raises(ValueError, match='not both'): sample(net, ours(), SHAPE, num_inference_steps=10, timesteps=ts)
     with pytest.raises(ValueError, match='takes no list'): sample(net, ddim(), SHAPE, sampler='ddim', timesteps=ts)
     with pytest.raises(ValueError, match='strictly descending'): sample(net, ours(), SHAPE, timesteps=ts[::-1])
     for make in (ours, ddpm):                       # diffusers' DDPMScheduler gets the same checks and errors as ours
@@ -151,7 +151,7 @@ def test_custom_timesteps_ours_diffusers_and_even_list(net):
 def test_step_outputs_reads_all_forms():
     from collections import namedtuple
     a, b = torch.zeros(1), torch.ones(1)
-    StepOutput = namedtuple('StepOutput', 'prev_sample pred_x0')
+    StepOutput = namedtuple('StepOutput', 'prev_sample pred_original_sample')
     assert step_outputs(StepOutput(a, b)) == (a, b)
     s = ddpm(); s.set_timesteps(T)
     out = s.step(torch.zeros(SHAPE), 10, torch.ones(SHAPE))
@@ -163,9 +163,9 @@ def test_step_outputs_reads_all_forms():
 
 @pytest.mark.parametrize('sch, kw, msg', [
     (ddpm, dict(sampler='euler'), "'ddpm'"), (ddpm, dict(sampler='ddim'), 'does not match DDPMScheduler'),
-    (ddim, dict(sampler='ddpm'), 'does not match DDIMScheduler'), (ddpm, dict(n_steps=T + 1), r'\[1, 50\]'),
-    (ddpm, dict(n_steps=0), r'\[1, 50\]'), (ddpm, dict(eta=0.3), 'ancestral'), (ddim, dict(sampler='ddim', eta=-1.0), 'eta must be'),
-    (ours, dict(sampler='euler'), "'ddpm'"), (ours, dict(n_steps=T + 1), r'\[1, 50\]'), (ours, dict(eta=0.3), 'ancestral'),
+    (ddim, dict(sampler='ddpm'), 'does not match DDIMScheduler'), (ddpm, dict(num_inference_steps=T + 1), r'\[1, 50\]'),
+    (ddpm, dict(num_inference_steps=0), r'\[1, 50\]'), (ddpm, dict(eta=0.3), 'ancestral'), (ddim, dict(sampler='ddim', eta=-1.0), 'eta must be'),
+    (ours, dict(sampler='euler'), "'ddpm'"), (ours, dict(num_inference_steps=T + 1), r'\[1, 50\]'), (ours, dict(eta=0.3), 'ancestral'),
 ])
 def test_sample_bad_inputs(net, sch, kw, msg):
     with pytest.raises(ValueError, match=msg): sample(net, sch(), SHAPE, generator=make_generator(0), **kw)
@@ -189,8 +189,8 @@ def test_cfg_identities(net):
 
 def test_cfg_w1_sampling_equals_conditional(net):
     y = torch.tensor([0, 1, 3])
-    a = sample(CFGModel(net, 1.0), ddim(), SHAPE, n_steps=5, sampler='ddim', cond=y, generator=make_generator(0))
-    b = sample(net, ddim(), SHAPE, n_steps=5, sampler='ddim', cond=y, generator=make_generator(0))
+    a = sample(CFGModel(net, 1.0), ddim(), SHAPE, num_inference_steps=5, sampler='ddim', cond=y, generator=make_generator(0))
+    b = sample(net, ddim(), SHAPE, num_inference_steps=5, sampler='ddim', cond=y, generator=make_generator(0))
     assert torch.equal(a, b)
 
 
@@ -215,7 +215,7 @@ def test_cfg_errors(net):
 def _clf(T=T):
     torch.manual_seed(1)
     return NoisyClassifier(NoisyClassifierConfig(image_size=8, num_classes=5, base_channels=8, channel_mults=(1, 2), norm_groups=4,
-                                                 num_timesteps=T)).eval()
+                                                 num_train_timesteps=T)).eval()
 
 
 def test_classifier_guidance_scale0_and_formula(net):
@@ -246,10 +246,10 @@ def test_classifier_guidance_needs_y(net):
 
 
 def test_classifier_guidance_in_sampler_scale0(net):
-    a = sample(ClassifierGuidance(net, _clf(), ddim(), 0.0, y=1), ddim(), SHAPE, n_steps=4, sampler='ddim', generator=make_generator(0))
-    b = sample(net, ddim(), SHAPE, n_steps=4, sampler='ddim', generator=make_generator(0))
+    a = sample(ClassifierGuidance(net, _clf(), ddim(), 0.0, y=1), ddim(), SHAPE, num_inference_steps=4, sampler='ddim', generator=make_generator(0))
+    b = sample(net, ddim(), SHAPE, num_inference_steps=4, sampler='ddim', generator=make_generator(0))
     assert torch.equal(a, b)
-    c = sample(ClassifierGuidance(net, _clf(), ddim(), 5.0, y=1), ddim(), SHAPE, n_steps=4, sampler='ddim', generator=make_generator(0))
+    c = sample(ClassifierGuidance(net, _clf(), ddim(), 5.0, y=1), ddim(), SHAPE, num_inference_steps=4, sampler='ddim', generator=make_generator(0))
     assert not torch.allclose(a, c)
 
 
@@ -258,14 +258,14 @@ def test_noisy_classifier_and_loss(make):
     clf, sch = _clf(), make()
     x0, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.randint(0, 5, (6,))
     assert clf(x0, torch.arange(6)).shape == (6, 5)
-    loss = classifier_loss(sch)(clf, (x0, y), make_generator(0))
+    loss = noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0))
     assert loss.ndim == 0 and loss.item() > 0
-    torch.testing.assert_close(loss, classifier_loss(sch)(clf, (x0, y), make_generator(0)))
+    torch.testing.assert_close(loss, noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0)))
     acc = noisy_accuracy(clf, sch, x0, y, 0, make_generator(0))
     assert 0 <= acc <= 1
     with pytest.raises(ValueError, match=r'\[0, 49\]'): clf(x0, 50)
     with pytest.raises(ValueError, match=r'x_t must be \(B, 1, H, W\)'): clf(torch.rand(6, 3, 8, 8), 0)
-    with pytest.raises(ValueError, match='t_max'): classifier_loss(sch, t_max=0)
+    with pytest.raises(ValueError, match='t_max'): noisy_classifier_loss(sch, t_max=0)
 
 
 def test_classifier_learns_quickly():
@@ -275,7 +275,7 @@ def test_classifier_learns_quickly():
     y = torch.randint(0, 2, (64,), generator=g)
     x0 = (y.float() * 2 - 1).view(-1, 1, 1, 1).expand(-1, 1, 8, 8) * 0.8
     opt = torch.optim.Adam(clf.parameters(), 3e-3); clf.train()
-    loss_fn = classifier_loss(sch, t_max=10)
+    loss_fn = noisy_classifier_loss(sch, t_max=10)
     for _ in range(30):
         loss = loss_fn(clf, (x0, y), g); opt.zero_grad(); loss.backward(); opt.step()
     assert noisy_accuracy(clf, sch, x0, y, 0, make_generator(1)) > 0.95
