@@ -239,7 +239,7 @@ def scene_ddpm(config: SceneDDPMConfig, seed: int = 0, device=None, root=None, v
     "The unconditional scene DDPM (EMA weights, eval mode, frozen) and its scheduler; trained and cached on first use. Returns (model, scheduler, info)."
     device, c = get_device(device), config
     sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps))
-    ucfg = unet_config(c.unet, in_channels=3, image_size=c.size, num_timesteps=c.num_train_timesteps)
+    ucfg = unet_config(c.unet, in_channels=3, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'scene-ddpm-init'))
     model, info = UNet(ucfg), {'seconds': 0.0, 'losses': []}
     def train(m):

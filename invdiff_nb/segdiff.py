@@ -87,7 +87,7 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 # %% ../nbs/73_segdiff.ipynb #c018
 @torch.no_grad()
 def sample_masks(model: nn.Module, scheduler, images: torch.Tensor, num_classes: int, n_samples: int = 8,
-                 n_steps: int = 25, sampler: str = 'ddpm', seed: int = 0, batch_size: int = 512) -> torch.Tensor:
+                 num_inference_steps: int = 25, sampler: str = 'ddpm', seed: int = 0, batch_size: int = 512) -> torch.Tensor:
     "S = `n_samples` masks (S, N, H, W) for each image (N, C, H, W) from a mask DDPM conditioned on the image."
     if n_samples < 1: raise ValueError(f'n_samples must be >= 1, got {n_samples}')
     N, dev = len(images), images.device
@@ -96,7 +96,7 @@ def sample_masks(model: nn.Module, scheduler, images: torch.Tensor, num_classes:
     for i in range(0, len(cond), batch_size):
         c = cond[i:i + batch_size]
         g = make_generator(derive_seed(seed, 'mask-samples', i), dev)
-        x0 = sample(model, scheduler, (len(c), num_classes, *images.shape[2:]), n_steps=n_steps, sampler=sampler, cond=c,
+        x0 = sample(model, scheduler, (len(c), num_classes, *images.shape[2:]), num_inference_steps=num_inference_steps, sampler=sampler, cond=c,
                     generator=g, device=dev)
         out.append(onehot_to_masks(x0))
     return torch.cat(out).view(n_samples, N, *images.shape[2:])
@@ -125,7 +125,7 @@ def segdiff_model(config: SegDiffConfig, seed: int = 0, device=None, root=None, 
     "The SegDiff model (ConcatCondition around a UNet, EMA weights) and its scheduler, trained and cached on first use. Returns (model, scheduler, info)."
     c, device, K = config, get_device(device), len(SCENE_CLASSES)
     sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True))
-    ucfg = unet_config(c.unet, in_channels=K + 3, out_channels=K, image_size=c.size, num_timesteps=c.num_train_timesteps)
+    ucfg = unet_config(c.unet, in_channels=K + 3, out_channels=K, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'segdiff-init'))
     model, info = ConcatCondition(UNet(ucfg), cond_channels=3), {'seconds': 0.0, 'losses': []}
     def train(m):

@@ -52,7 +52,7 @@ def sdm_model(config: SDMConfig, seed: int = 0, device=None, root=None, verbose:
     "The mask-conditioned DDPM (ConcatCondition around a UNet, null mask = zeros, EMA weights) and its scheduler; trained and cached on first use."
     c, device, K = config, get_device(device), len(SCENE_CLASSES)
     sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True))
-    ucfg = unet_config(c.unet, in_channels=3 + K, out_channels=3, image_size=c.size, num_timesteps=c.num_train_timesteps)
+    ucfg = unet_config(c.unet, in_channels=3 + K, out_channels=3, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'sdm-init'))
     model, info = ConcatCondition(UNet(ucfg), cond_channels=K, null_value=0.0), {'seconds': 0.0, 'losses': []}
     def train(m):
@@ -83,14 +83,14 @@ def segmenter_features(segmenter: nn.Module, x: torch.Tensor, layer: str = 'unet
     return torch.cat(out)
 
 @torch.no_grad()
-def generate_from_masks(model: nn.Module, scheduler, masks: torch.Tensor, num_classes: int, w: float, n_steps: int = 25,
+def generate_from_masks(model: nn.Module, scheduler, masks: torch.Tensor, num_classes: int, w: float, num_inference_steps: int = 25,
                         seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-    "Images (N, 3, H, W) in [-1, 1] for class masks (N, H, W), classifier-free guidance scale w, DDIM with `n_steps` steps."
+    "Images (N, 3, H, W) in [-1, 1] for class masks (N, H, W), classifier-free guidance scale w, DDIM with `num_inference_steps` steps."
     cond = mask_condition(masks, num_classes)
     guided, out = CFGModel(model, w), []
     for i in range(0, len(cond), batch_size):
         c = cond[i:i + batch_size]
         g = make_generator(derive_seed(seed, 'sdm-sample', i), c.device)
-        out.append(sample(guided, scheduler, (len(c), 3, *c.shape[2:]), n_steps=n_steps, sampler='ddim', cond=c,
+        out.append(sample(guided, scheduler, (len(c), 3, *c.shape[2:]), num_inference_steps=num_inference_steps, sampler='ddim', cond=c,
                           generator=g, device=c.device).clamp(-1, 1))
     return torch.cat(out)
