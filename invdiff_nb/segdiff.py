@@ -19,8 +19,8 @@ from .train import TrainConfig, fit
 from .scenes import SCENE_CLASSES, check_masks, make_scenes
 
 # %% auto #0
-__all__ = ['SEGDIFF_PROFILES', 'ConcatCondition', 'masks_to_onehot', 'onehot_to_masks', 'ensemble_votes', 'ensemble_uncertainty',
-           'auroc', 'sample_masks', 'SegDiffConfig', 'segdiff_model']
+__all__ = ['SEGDIFF_PROFILES', 'ConcatCondition', 'init_from_unconditional', 'masks_to_onehot', 'onehot_to_masks',
+           'ensemble_votes', 'ensemble_uncertainty', 'auroc', 'sample_masks', 'SegDiffConfig', 'segdiff_model']
 
 # %% ../nbs/73_segdiff.ipynb #c007
 class ConcatCondition(nn.Module):
@@ -49,6 +49,19 @@ class ConcatCondition(nn.Module):
         return self.model(torch.cat([x_t, cond], 1), t)
 
 # %% ../nbs/73_segdiff.ipynb #c009
+@torch.no_grad()
+def init_from_unconditional(model: ConcatCondition, unconditional: nn.Module) -> ConcatCondition:
+    "Copy an unconditional UNet's weights into `model.model` (same config but cond_channels more input channels); the extra input weights start at zero. In place."
+    src, dst = unconditional.state_dict(), model.model.state_dict()
+    if set(src) != set(dst): raise ValueError(f'the two UNets differ in their layers (e.g. {sorted(set(src) ^ set(dst))[:3]}): build both from the same preset')
+    for k, v in src.items():
+        if v.shape == dst[k].shape: dst[k].copy_(v)
+        elif v.ndim == 4 and dst[k].shape[1] == v.shape[1] + model.cond_channels and dst[k].shape[0] == v.shape[0]:
+            dst[k].zero_(); dst[k][:, :v.shape[1]].copy_(v)                  # the first convolution: old channels first
+        else: raise ValueError(f'{k}: shape {tuple(v.shape)} cannot be copied into {tuple(dst[k].shape)}')
+    return model
+
+# %% ../nbs/73_segdiff.ipynb #c012
 def masks_to_onehot(mask: torch.Tensor, num_classes: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
     "Class masks (N, H, W) as one-hot images (N, num_classes, H, W) with values `low` / `high` (default {-1, 1})."
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -61,7 +74,7 @@ def onehot_to_masks(x: torch.Tensor) -> torch.Tensor:
     "The class of the largest channel per pixel: (N, K, H, W) -> (N, H, W)."
     return x.argmax(1)
 
-# %% ../nbs/73_segdiff.ipynb #c012
+# %% ../nbs/73_segdiff.ipynb #c015
 def ensemble_votes(samples: torch.Tensor, num_classes: int) -> torch.Tensor:
     "Vote shares (N, K, H, W) of S sampled masks (S, N, H, W)."
     if samples.ndim != 4: raise ValueError(f'samples must be (S, N, H, W) masks, got {tuple(samples.shape)}')
@@ -71,7 +84,7 @@ def ensemble_uncertainty(votes: torch.Tensor) -> torch.Tensor:
     "Per-pixel variance of the one-hot samples summed over classes = 1 - sum_k p_k^2: (N, H, W)."
     return 1 - votes.pow(2).sum(1)
 
-# %% ../nbs/73_segdiff.ipynb #c015
+# %% ../nbs/73_segdiff.ipynb #c018
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     "Area under the ROC curve of `scores` for binary `labels` (1 = positive), ties counted one half (Mann-Whitney)."
     s, y = scores.reshape(-1).double(), labels.reshape(-1).bool()
@@ -84,7 +97,7 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     mid_rank = (first + (counts + 1) / 2)[inv]                    # average 1-based rank of ties
     return float((mid_rank[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
-# %% ../nbs/73_segdiff.ipynb #c018
+# %% ../nbs/73_segdiff.ipynb #c021
 @torch.no_grad()
 def sample_masks(model: nn.Module, scheduler, images: torch.Tensor, num_classes: int, n_samples: int = 8,
                  num_inference_steps: int = 25, sampler: str = 'ddpm', seed: int = 0, batch_size: int = 512) -> torch.Tensor:
@@ -101,7 +114,7 @@ def sample_masks(model: nn.Module, scheduler, images: torch.Tensor, num_classes:
         out.append(onehot_to_masks(x0))
     return torch.cat(out).view(n_samples, N, *images.shape[2:])
 
-# %% ../nbs/73_segdiff.ipynb #c020
+# %% ../nbs/73_segdiff.ipynb #c023
 @dataclass
 class SegDiffConfig(Config):
     "Everything that defines a cached SegDiff model on the scenes."

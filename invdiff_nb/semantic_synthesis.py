@@ -15,9 +15,9 @@ from .models import UNet, unet_config
 from .sampling import CFGModel, sample
 from .train import TrainConfig, fit
 from .metrics import frechet_distance
-from .scenes import SCENE_CLASSES, check_masks, make_scenes
+from .scenes import SCENE_CLASSES, SceneDDPMConfig, check_masks, make_scenes, scene_ddpm, scene_ddpm_config
 from .features import ActivationRecorder
-from .segdiff import ConcatCondition, masks_to_onehot
+from .segdiff import ConcatCondition, init_from_unconditional, masks_to_onehot
 
 # %% auto #0
 __all__ = ['SDM_PROFILES', 'mask_condition', 'SDMConfig', 'sdm_model', 'segmenter_features', 'generate_from_masks']
@@ -31,20 +31,23 @@ def mask_condition(mask: torch.Tensor, num_classes: int) -> torch.Tensor:
 class SDMConfig(Config):
     "Everything that defines a cached mask-conditioned scene DDPM."
     size: int = 16
-    n_train: int = 8000
+    n_train: int = 4000
     unet: str = 'cpu'
     num_train_timesteps: int = 1000
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 5e-4
     ema_decay: float = 0.995
     cond_drop_prob: float = 0.2
     data_seed: int = 2
+    pretrained: SceneDDPMConfig | None = None   # start from this unconditional scene DDPM (SDM's pretraining), or from scratch
 
 SDM_PROFILES = {
-    'smoke': SDMConfig(n_train=128, unet='smoke', num_train_timesteps=100, steps=30, batch_size=32, ema_decay=0.9),
-    'cpu':   SDMConfig(),
-    'gpu':   SDMConfig(size=32, n_train=20000, unet='gpu', steps=20000, batch_size=256, lr=2e-4, ema_decay=0.9995),
+    'smoke': SDMConfig(n_train=128, unet='smoke', num_train_timesteps=100, steps=30, batch_size=32, ema_decay=0.9,
+                       pretrained=scene_ddpm_config('smoke')),
+    'cpu':   SDMConfig(pretrained=scene_ddpm_config('cpu')),
+    'gpu':   SDMConfig(size=32, n_train=20000, unet='gpu', steps=10000, batch_size=256, lr=1e-4, ema_decay=0.9995,
+                       pretrained=scene_ddpm_config('gpu')),
 }
 
 # %% ../nbs/74_semantic_synthesis.ipynb #c008
@@ -55,7 +58,14 @@ def sdm_model(config: SDMConfig, seed: int = 0, device=None, root=None, verbose:
     ucfg = unet_config(c.unet, in_channels=3 + K, out_channels=3, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'sdm-init'))
     model, info = ConcatCondition(UNet(ucfg), cond_channels=K, null_value=0.0), {'seconds': 0.0, 'losses': []}
+    if c.pretrained is not None:
+        p = c.pretrained
+        if (p.size, p.unet, p.num_train_timesteps) != (c.size, c.unet, c.num_train_timesteps):
+            raise ValueError(f'the pretrained scene DDPM ({p.size} px, {p.unet!r}, T={p.num_train_timesteps}) must match the SDM '
+                             f'({c.size} px, {c.unet!r}, T={c.num_train_timesteps})')
     def train(m):
+        if c.pretrained is not None:
+            init_from_unconditional(m, scene_ddpm(c.pretrained, seed=seed, device=device, root=root, verbose=verbose)[0].cpu())
         data = make_scenes(c.n_train, c.size, seed=c.data_seed, device=device)
         cond = mask_condition(data.mask, K)
         def get_batch(step, g):
