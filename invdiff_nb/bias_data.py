@@ -366,12 +366,16 @@ def read_waterbirds(root, split: str = 'train', size: int = 64, group_ratios=Non
     if split not in _WB_SPLITS: raise ValueError(f'unknown split {split!r}: choose one of {tuple(_WB_SPLITS)}')
     if not root.is_dir(): raise FileNotFoundError(f'Waterbirds folder {root} does not exist: expected a folder with metadata.csv and the images')
     meta = _need(root / 'metadata.csv', 'the Waterbirds metadata.csv (columns img_filename, y, place, split) in the dataset folder')
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f'limit must be a positive int or None (all images), got {limit!r}')
     with open(meta, newline='') as f:
-        rows = list(csv.DictReader(f))
-    missing = {'img_filename', 'y', 'place', 'split'} - set(rows[0] if rows else {})
+        reader = csv.DictReader(f); rows = list(reader)
+    missing = {'img_filename', 'y', 'place', 'split'} - set(reader.fieldnames or ())
     if missing: raise ValueError(f'{meta} lacks column(s) {sorted(missing)}: Waterbirds metadata needs img_filename, y, place, split')
+    if not rows: raise ValueError(f'{meta} has a header but no rows: it lists no images')
     try: rows = [r for r in rows if int(r['split']) == _WB_SPLITS[split]]
     except ValueError as e: raise ValueError(f'{meta}: the split column must hold integers 0/1/2 ({e})') from e
+    if not rows: raise ValueError(f'{meta} has no images in split {split!r} (split == {_WB_SPLITS[split]}): choose another split')
     rows = rows[:limit] if limit is not None else rows
     spec = _real_spec('waterbirds-real', 'bird', ('landbird', 'waterbird'), 'place', ('land', 'water'))
     if (root / 'spec.json').exists():   # a folder written by write_benchmark_folder names its benchmark

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Config, derive_seed, get_device, load_or_train, lookup_profile
+from .core import Config, Pretrained, batched, derive_seed, eval_mode, get_device, load_or_train, preset
 from .bias_data import BENCHMARKS, BiasDataset, check_size, get_spec, make_benchmark
 from .data import random_batches
 from .train import TrainConfig, fit
@@ -87,16 +87,16 @@ class AttrClassifierConfig(Config):
         get_spec(self.benchmark); check_size(self.size)
         if self.arch not in ('cnn', 'resnet18'): raise ValueError(f"arch must be 'cnn' or 'resnet18', got {self.arch!r}")
 
-ATTR_CLASSIFIER_PRESETS = {'smoke': dict(steps=40, n_per_group=64), 'cpu': dict(steps=600, n_per_group=500),
-                           'gpu': dict(steps=3000, n_per_group=2000, batch_size=256)}
+ATTR_CLASSIFIER_PRESETS = {'smoke': AttrClassifierConfig(steps=40, n_per_group=64),
+                           'cpu':   AttrClassifierConfig(steps=600, n_per_group=500),
+                           'gpu':   AttrClassifierConfig(steps=3000, n_per_group=2000, batch_size=256)}
 
 def attr_classifier_config(benchmark: str, size: int, profile: str = 'cpu', **overrides) -> AttrClassifierConfig:
-    "The classifier config of a profile ('smoke', 'cpu', 'gpu'); ResNet-18 by default at 64 px."
-    kw = dict(benchmark=benchmark, size=size, arch='resnet18' if size == 64 else 'cnn')
-    kw.update(lookup_profile(ATTR_CLASSIFIER_PRESETS, profile)); kw.update(overrides)
-    return AttrClassifierConfig(**kw)
+    "The classifier config of `benchmark` at `size` px for a profile ('smoke', 'cpu', 'gpu'); ResNet-18 by default at 64 px."
+    changes = dict(benchmark=benchmark, size=size, arch='resnet18' if size == 64 else 'cnn'); changes.update(overrides)
+    return preset(ATTR_CLASSIFIER_PRESETS, profile, 'profile', **changes)
 
-class AttributeClassifier(nn.Module):
+class AttributeClassifier(Pretrained, nn.Module):
     "Shared trunk with a target head and a bias head; `features(x)` is the pooled trunk output."
     def __init__(self, config: AttrClassifierConfig):
         super().__init__()
@@ -126,19 +126,13 @@ class AttributeClassifier(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
         "Predicted (target, bias) labels (B,) each, in eval mode, on the model's device."
-        was, dev = self.training, next(self.parameters()).device
-        self.eval()
-        outs = [self(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)]
-        self.train(was)
-        return torch.cat([o[0] for o in outs]).argmax(1), torch.cat([o[1] for o in outs]).argmax(1)
+        with eval_mode(self): lt, lb = batched(self, x, batch_size, next(self.parameters()).device)
+        return lt.argmax(1), lb.argmax(1)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         "Features of many images in eval mode (for FD and precision/recall)."
-        was, dev = self.training, next(self.parameters()).device
-        self.eval(); f = torch.cat([self.features(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
-        self.train(was)
-        return f
+        with eval_mode(self): return batched(self.features, x, batch_size, next(self.parameters()).device)
 
 # %% ../nbs/41_bias_metrics.ipynb #c018
 def fit_attribute_classifier(model: AttributeClassifier, data: BiasDataset, seed: int = 0, device=None, progress: bool = False):
@@ -165,7 +159,9 @@ def attribute_classifiers(benchmark: str = 'waterbirds', size: int = 16, seed: i
     "The trained (target, bias) classifier of a benchmark: from the cache of `core.load_or_train`, else trained now."
     cfg = attr_classifier_config(benchmark, size, profile, **overrides)
     device = get_device(device)
-    model = AttributeClassifier(cfg).to(device)
+    with torch.random.fork_rng(devices=[]):          # the initial weights depend on the seed only, not on the caller's RNG state
+        torch.manual_seed(derive_seed(seed, 'attrclf-init', benchmark, size))
+        model = AttributeClassifier(cfg).to(device)
     train = lambda m: fit_attribute_classifier(m, balanced_training_data(cfg, device), seed=seed, device=device)
     model, _ = load_or_train(model, f'attrclf-{benchmark}-{size}px', cfg, seed, train, root=root, verbose=verbose)
     return model.to(device).eval()

@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import dataclasses, hashlib, json, math, os, random, tempfile, typing
+import dataclasses, hashlib, json, math, os, random, sys, tempfile, typing
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,10 +18,11 @@ import matplotlib.pyplot as plt
 import invdiff_nb
 
 # %% auto #0
-__all__ = ['NOTATION', 'PROFILES', 'CKPT_FORMAT', 'notation_table', 'seed_everything', 'make_generator', 'derive_seed',
-           'get_device', 'Config', 'temp_beside', 'atomic_write_text', 'Profile', 'lookup_profile', 'get_profile',
-           'flatten_state', 'unflatten_state', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'cache_dir', 'config_hash', 'load_or_train', 'write_results', 'read_results', 'image_grid', 'show_images',
+__all__ = ['NOTATION', 'GLOSSARY', 'PROFILES', 'CKPT_FORMAT', 'notation_table', 'seed_everything', 'make_generator',
+           'derive_seed', 'get_device', 'in_ipython', 'Config', 'temp_beside', 'atomic_path', 'atomic_write_text',
+           'Profile', 'lookup_profile', 'preset', 'get_profile', 'flatten_state', 'unflatten_state', 'CheckpointError',
+           'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'Pretrained', 'cache_dir', 'config_hash',
+           'load_or_train', 'eval_mode', 'batched', 'write_results', 'read_results', 'image_grid', 'show_images',
            'plot_curves', 'save_fig']
 
 # %% ../nbs/00_core.ipynb #c006
@@ -28,7 +30,7 @@ NOTATION = {  # code name -> (symbol in the prose, meaning)
     'x0':        (r'$x_0$', 'clean data sample (image, token ids, or word embeddings)'),
     'x_t':       (r'$x_t$', 'noised sample at step t'),
     't':         (r'$t$', 'diffusion timestep, 0-based in code: 0 .. T-1 (the paper writes 1 .. T)'),
-    'T':         (r'$T$', 'number of training timesteps'),
+    'T':         (r'$T$', 'number of training timesteps; in code `num_train_timesteps` (diffusers\' name)'),
     'beta':      (r'$\beta_t$', 'variance of the one-step Gaussian kernel q(x_t | x_{t-1})'),
     'alpha':     (r'$\alpha_t = 1-\beta_t$', 'one-step signal keep rate'),
     'alpha_bar': (r'$\bar\alpha_t = \prod_{s\le t}\alpha_s$', 'cumulative signal rate; q(x_t|x_0) has mean sqrt(abar) x0'),
@@ -39,17 +41,31 @@ NOTATION = {  # code name -> (symbol in the prose, meaning)
     'w':         (r'$w$', 'classifier-free guidance scale'),
     'Q_t':       (r'$Q_t$', 'D3PM one-step transition matrix, rows = from-state'),
     'Qbar_t':    (r'$\bar Q_t = Q_1\cdots Q_t$', 'D3PM cumulative transition matrix'),
-    'K':         (r'$K$', 'number of categories (D3PM) or of latent groups (InvDiff)'),
+    'K':         (r'$K$', 'number of categories (D3PM: `num_categories`) or of latent groups (InvDiff: `num_groups`)'),
     'W':         (r'$W \in \Delta^{N\times K}$', 'InvDiff soft group assignment, rows on the simplex'),
     'R_k':       (r'$R_k$', 'InvDiff risk (mean denoising loss) of group k'),
     'lam':       (r'$\lambda$', 'weight of the invariance penalty Var_k R_k'),
     'r':         (r'$r$', 'mixing weight of the lightweight module: (1-r) eps_theta + r D_psi'),
 }
 
+GLOSSARY = {  # code name -> meaning: the one vocabulary of the library (diffusers' words where it has one)
+    'num_train_timesteps': 'T, the number of training timesteps (configs of schedulers, models and classifiers)',
+    'num_inference_steps': 'how many of the T steps a sampler visits (`sample`, `set_timesteps`)',
+    'prediction_type':     "what the network predicts: 'epsilon', 'v_prediction' or 'sample' (x0)",
+    'pred_original_sample': 'the x0 estimate a scheduler step returns (`pred_x0` is the short alias)',
+    'cond / null_class':   'the condition passed to `model(x_t, t, cond)`; the class index meaning "no condition" (the model knows it)',
+    'num_classes':         'number of classes of a conditional model or classifier (target values of a bias benchmark)',
+    'num_groups':          'number of (latent or annotated) groups; `num_bias_values` counts the values of a bias attribute',
+    'num_categories':      'number of token values of a discrete (D3PM) diffusion',
+    'config':              'the `Config` dataclass of a model, scheduler or run (`.config`), round-tripping through JSON',
+    'save_pretrained / from_pretrained': 'a folder with a JSON config and safetensors weights, for other projects',
+}
+
 def notation_table() -> str:
-    "The notation table as markdown."
+    "The notation table as markdown, followed by the glossary of code names."
     rows = ['| code | symbol | meaning |', '|---|---|---|']
     rows += [f'| `{k}` | {sym} | {desc} |' for k, (sym, desc) in NOTATION.items()]
+    rows += ['', '| name in code | meaning |', '|---|---|'] + [f'| `{k}` | {desc} |' for k, desc in GLOSSARY.items()]
     return '\n'.join(rows)
 
 # %% ../nbs/00_core.ipynb #c009
@@ -84,6 +100,11 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     if torch.cuda.is_available(): return torch.device('cuda')
     if hasattr(torch.backends, 'mps') and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
+
+def in_ipython() -> bool:
+    "True inside a Jupyter/IPython kernel (where `__name__` is also '__main__': command-line entry points check this)."
+    ip = sys.modules.get('IPython')
+    return ip is not None and ip.get_ipython() is not None
 
 # %% ../nbs/00_core.ipynb #c015
 def _from_jsonable(tp, value):
@@ -128,16 +149,22 @@ def temp_beside(path: Path) -> tuple[int, str]:
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
 
-def atomic_write_text(path, text: str):
-    "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
+@contextmanager
+def atomic_path(path):
+    "A temporary file name beside `path` to write to: renamed onto `path` when the block ends, removed if it fails."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
+    fd, tmp = temp_beside(path); os.close(fd)
     try:
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
+
+def atomic_write_text(path, text: str):
+    "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/00_core.ipynb #c018
 @dataclass(frozen=True)
@@ -166,6 +193,14 @@ def lookup_profile(table: Mapping[str, Any], profile: str, what: str = 'profile'
     if profile not in table:
         raise KeyError(f'unknown {what} {profile!r}: choose one of {sorted(table)} (e.g. papermill -p profile smoke)')
     return table[profile]
+
+def preset(table: Mapping[str, Any], profile: str, what: str = 'profile', **changes):
+    "The config `table[profile]` (a `Config` dataclass) with `changes` applied: the one way the library reads its per-profile presets."
+    c = lookup_profile(table, profile, what)
+    names = {f.name for f in fields(c)}
+    unknown = sorted(set(changes) - names)
+    if unknown: raise ValueError(f'{type(c).__name__} has no field(s) {unknown}; known fields: {sorted(names)}')
+    return c.replace(**changes) if changes else c
 
 def get_profile(profile: str) -> Profile:
     "The shared `Profile` called `profile` (`smoke`, `cpu` or `gpu`)."
@@ -223,13 +258,7 @@ def save_checkpoint(path, state, config, step: int, seed: int) -> Path:
     tensors, skeleton = flatten_state(state)
     meta = {'format': CKPT_FORMAT, 'config': json.dumps(cfg, sort_keys=True), 'state': json.dumps(skeleton),
             'step': str(int(step)), 'seed': str(int(seed)), 'version': invdiff_nb.__version__}
-    fd, tmp = temp_beside(path); os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp: save_file(tensors, tmp, metadata=meta)
     return path
 
 def _diff_keys(a, b, prefix='') -> list[str]:
@@ -262,6 +291,40 @@ def load_checkpoint(path, expected_config=None, map_location: str | torch.device
     state = unflatten_state(tensors, json.loads(meta['state']))
     return Checkpoint(state=state, config=config, step=int(meta['step']), seed=int(meta['seed']), path=path)
 
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = 'the checkpoint') -> torch.nn.Module:
+    "`model.load_state_dict(state)`, but a state saved for another architecture fails with a CheckpointError that names the difference."
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f'{k}: saved {tuple(state[k].shape)}, model {tuple(own[k].shape)}' for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f'{source} does not fit this {type(model).__name__}: '
+                              + '; '.join(f'{what} {v[:3]}{" ..." if len(v) > 3 else ""}' for what, v in
+                                          (('missing', missing), ('unexpected', unexpected), ('shapes differ', shapes)) if v)
+                              + ': build the model with the config the weights were saved with (the checkpoint\'s .config)')
+    model.load_state_dict(state)
+    return model
+
+class Pretrained:
+    "Mixin for an nn.Module whose `__init__(config)` takes a `Config`: `save_pretrained(dir)` / `cls.from_pretrained(dir)`."
+    def save_pretrained(self, save_directory) -> Path:
+        "Write `config.json` and `model.safetensors` (weights) into `save_directory`, atomically each."
+        from safetensors.torch import save_file
+        d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(d / 'config.json', json.dumps({'_class_name': type(self).__name__, **self.config.to_dict()}, indent=2))
+        with atomic_path(d / 'model.safetensors') as tmp: save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, tmp)
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory, map_location='cpu'):
+        "A model built from `directory/config.json` with the weights of `directory/model.safetensors`."
+        from safetensors.torch import load_file
+        d = Path(directory)
+        if not (d / 'config.json').exists(): raise FileNotFoundError(f'no config.json in {d}: save the model with save_pretrained(dir) first')
+        cfg = json.loads((d / 'config.json').read_text()); name = cfg.pop('_class_name', cls.__name__)
+        if name != cls.__name__: raise CheckpointError(f'{d} holds a {name}, not a {cls.__name__}: load it with {name}.from_pretrained')
+        model = cls(typing.get_type_hints(cls.__init__)['config'].from_dict(cfg))
+        return load_weights(model, load_file(str(d / 'model.safetensors'), device=str(map_location)), str(d))
+
 # %% ../nbs/00_core.ipynb #c028
 def cache_dir(root=None) -> Path:
     "The artifact cache folder: `root`, else $INVDIFF_CACHE, else ~/.cache/invdiff_nb."
@@ -279,7 +342,7 @@ def load_or_train(model: torch.nn.Module, name: str, config, seed: int, train_fn
     if path.exists():
         try:
             ck = load_checkpoint(path, expected_config=config)
-            model.load_state_dict(ck.state['model'])
+            load_weights(model, ck.state['model'], str(path))
             if verbose: print(f'loaded {name} from {path}')
             return model, True
         except CheckpointError as e:
@@ -287,6 +350,24 @@ def load_or_train(model: torch.nn.Module, name: str, config, seed: int, train_fn
     train_fn(model)
     save_checkpoint(path, {'model': model.state_dict()}, config, step=0, seed=seed)
     return model, False
+
+# %% ../nbs/00_core.ipynb #h16x002
+@contextmanager
+def eval_mode(model):
+    "Inside the block `model` is in eval mode; afterwards its training mode is restored, also on an error (non-modules pass through)."
+    was = model.training if isinstance(model, torch.nn.Module) else None
+    if was is not None: model.eval()
+    try: yield model
+    finally:
+        if was is not None: model.train(was)
+
+def batched(fn: Callable, x: torch.Tensor, batch_size: int = 512, device=None):
+    "`fn` over `x` in chunks of `batch_size` along dim 0 (each moved to `device`), outputs concatenated (tuples element-wise)."
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+    if len(x) == 0: raise ValueError('batched got no samples (an empty first dimension): pass at least one')
+    outs = [fn(x[i:i + batch_size] if device is None else x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    return tuple(torch.cat(o) for o in zip(*outs)) if isinstance(outs[0], tuple) else torch.cat(outs)
 
 # %% ../nbs/00_core.ipynb #c031
 def _plain(k, v):

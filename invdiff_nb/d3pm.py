@@ -12,16 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Config
+from fastcore.basics import patch
+
+from .core import Config, Pretrained, eval_mode
 from .ddpm import StepOutput
-from .models import timestep_embedding
+from .models import ResBlock, TimeEmbedding
 from .sampling import sample
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic', 'cumulative_Q',
-           'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms', 'elbo_bpd',
-           'd3pm_sample', 'enumerate_exact', 'DigitNetConfig', 'DigitDenoiser', 'quantize', 'gaussian_beta_end',
-           'tokens_to_image', 'independent_bpd']
+__all__ = ['DEFAULT_SCHEDULE', 'd3pm_betas', 'check_categories', 'uniform_Q', 'absorbing_Q', 'gaussian_Q', 'check_stochastic',
+           'cumulative_Q', 'transition_matrices', 'gumbel_sample', 'D3PMConfig', 'D3PMScheduler', 'elbo_terms',
+           'elbo_bpd', 'd3pm_sample', 'enumerate_exact', 'DigitNetConfig', 'DigitDenoiser', 'quantize',
+           'gaussian_beta_end', 'tokens_to_image', 'independent_bpd']
 
 # %% ../nbs/20_d3pm.ipynb #c006
 def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02, beta_end: float = 1.0) -> torch.Tensor:
@@ -42,23 +44,30 @@ def d3pm_betas(schedule: str, num_train_timesteps: int, beta_start: float = 0.02
 DEFAULT_SCHEDULE = {'uniform': 'cosine', 'absorbing': 'inverse', 'gaussian': 'linear'}
 
 # %% ../nbs/20_d3pm.ipynb #c009
+def check_categories(num_categories, num_states: int | None = None) -> int:
+    "num_categories as an int >= 2 (one category has nothing to diffuse), and <= num_states if given; a clear error otherwise."
+    if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2:
+        raise ValueError(f'num_categories must be an int >= 2 (a single category has nothing to diffuse), got {num_categories!r}')
+    if num_states is not None and num_states < num_categories:
+        raise ValueError(f'num_states ({num_states}) must be >= num_categories ({num_categories}): the input vocabulary holds every category')
+    return num_categories
+
 def uniform_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) uniform transition matrices (1-b) I + b 11^T / K."
-    K = num_categories
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     return (1 - b) * torch.eye(K, dtype=torch.float64) + b / K
 
 def absorbing_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K+1, K+1) absorbing matrices (1-b) I + b 1 e_m^T; the mask is the last state, index K."
-    K = num_categories
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     e_m = torch.zeros(K + 1, dtype=torch.float64); e_m[K] = 1
     return (1 - b) * torch.eye(K + 1, dtype=torch.float64) + b * e_m
 
 def gaussian_Q(betas: torch.Tensor, num_categories: int) -> torch.Tensor:
     "(T, K, K) discretized-Gaussian matrices (D3PM appendix A): doubly stochastic, favouring nearby levels."
-    K = num_categories
-    if K < 2: raise ValueError(f'the discretized Gaussian needs K >= 2 levels, got {K}')
+    K = check_categories(num_categories)
     b = betas.to(torch.float64)[:, None, None]
     i = torch.arange(K, dtype=torch.float64)
     n = torch.arange(-(K - 1), K, dtype=torch.float64)
@@ -89,7 +98,7 @@ def cumulative_Q(Q: torch.Tensor) -> torch.Tensor:
 
 def transition_matrices(kind: str, betas: torch.Tensor, num_categories: int) -> tuple[torch.Tensor, torch.Tensor]:
     "(Q, Qbar) for 'uniform', 'absorbing' or 'gaussian'; closed-form Qbar where one exists."
-    K = num_categories
+    K = check_categories(num_categories)
     abar = torch.cumprod(1 - betas.to(torch.float64), 0)[:, None, None]
     if kind == 'uniform':
         return uniform_Q(betas, K), abar * torch.eye(K, dtype=torch.float64) + (1 - abar) / K
@@ -130,15 +139,18 @@ class D3PMConfig(Config):
     beta_start: float = 0.02            # linear schedule only
     beta_end: float = 1.0
     hybrid_coeff: float = 0.001         # lambda of L_vb + lambda * CE (paper: 0.001 images, 0.01 text)
+    def __post_init__(self):
+        check_categories(self.num_categories)
+        T = self.num_train_timesteps
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
+        if not self.hybrid_coeff >= 0: raise ValueError(f'hybrid_coeff must be >= 0, got {self.hybrid_coeff}')
 
 # %% ../nbs/20_d3pm.ipynb #c022
 class D3PMScheduler:
     "Discrete diffusion with uniform / absorbing / discretized-Gaussian (or custom) transition matrices."
     def __init__(self, config: D3PMConfig | None = None, Q: torch.Tensor | None = None, **kw):
         config = config if config is not None else D3PMConfig(**kw)
-        K, T = config.num_categories, config.num_train_timesteps
-        if not isinstance(K, int) or K < 2: raise ValueError(f'num_categories must be an int >= 2, got {K!r}')
-        if not isinstance(T, int) or T < 1: raise ValueError(f'num_train_timesteps must be a positive int, got {T!r}')
+        K, T = config.num_categories, config.num_train_timesteps                    # checked by D3PMConfig
         if Q is not None:                                        # custom matrices: validated, Qbar by explicit product
             Q = check_stochastic(Q, 'custom transition matrix Q')
             if Q.ndim == 2: Q = Q.expand(T, *Q.shape).clone()
@@ -191,30 +203,28 @@ class D3PMScheduler:
     def _m(self, name, like):   # a schedule tensor on the device/dtype of `like`
         return getattr(self, name).to(device=like.device, dtype=like.dtype if like.dtype.is_floating_point else torch.float32)
 
-def _method(f):
-    "Attach `f` to D3PMScheduler as a method named without the leading underscore (so the class grows cell by cell)."
-    setattr(D3PMScheduler, f.__name__[1:], f); return f
+
 
 # %% ../nbs/20_d3pm.ipynb #c025
-@_method
-def _q_log_probs(self: D3PMScheduler, x0: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
+@patch
+def q_log_probs(self: D3PMScheduler, x0: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
     "log q(x_t | x0) = log(x0 Qbar_t): (*x0.shape, S)."
     x0 = self._check_x(x0, 'x0', self.num_categories); t = self._check_t(t, x0)
     return _rows(self.log_Qbar.to(device=x0.device, dtype=dtype), t, x0)
 
-@_method
-def _add_noise(self: D3PMScheduler, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
+@patch
+def add_noise(self: D3PMScheduler, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
     "Sample x_t ~ q(x_t | x0) by Gumbel-max; t is a scalar or (B,)."
     return gumbel_sample(self.q_log_probs(x0, t, torch.float64), generator)
 
-@_method
-def _prior_sample(self: D3PMScheduler, shape, generator: torch.Generator | None = None, device='cpu') -> torch.Tensor:
+@patch
+def prior_sample(self: D3PMScheduler, shape, generator: torch.Generator | None = None, device='cpu') -> torch.Tensor:
     "Sample x_T from the prior p(x_T)."
     return gumbel_sample(self.log_prior.to(device).expand(*shape, self.num_states), generator)
 
 # %% ../nbs/20_d3pm.ipynb #c028
-@_method
-def _q_posterior_logits(self: D3PMScheduler, x0: torch.Tensor, x_t: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
+@patch
+def q_posterior_logits(self: D3PMScheduler, x0: torch.Tensor, x_t: torch.Tensor, t, dtype=torch.float32) -> torch.Tensor:
     "Normalised log q(x_{t-1} | x_t, x0): (*x_t.shape, S); a point mass on x0 where t == 0."
     x0 = self._check_x(x0, 'x0', self.num_categories); x_t = self._check_x(x_t); t = self._check_t(t, x_t)
     fact1 = _rows(self.log_QT.to(x_t.device, dtype), t, x_t)                    # log Q_t[:, x_t]
@@ -223,8 +233,8 @@ def _q_posterior_logits(self: D3PMScheduler, x0: torch.Tensor, x_t: torch.Tensor
     delta = F.one_hot(x0, self.num_states).to(dtype).log()
     return torch.where(t.reshape(-1, *[1] * x0.ndim) == 0, delta, post)
 
-@_method
-def _p_logits(self: D3PMScheduler, model_output: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
+@patch
+def p_logits(self: D3PMScheduler, model_output: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
     "Normalised log p(x_{t-1} | x_t) from the model's logits of p~(x0 | x_t): (*x_t.shape, S); the decoder where t == 0."
     x_t = self._check_x(x_t); t = self._check_t(t, x_t); logits = self._check_logits(model_output, x_t)
     log_p0 = torch.log_softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, -1)
@@ -240,8 +250,8 @@ def _kl_cat(log_q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
     q = log_q.exp()
     return torch.where(q > 0, q * (log_q - log_p), torch.zeros_like(q)).sum(-1)
 
-@_method
-def _vb_terms(self: D3PMScheduler, model_output, x0, x_t, t) -> torch.Tensor:
+@patch
+def vb_terms(self: D3PMScheduler, model_output, x0, x_t, t) -> torch.Tensor:
     "(B,) nats: KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t)) summed over positions; -log p(x0|x_1) where t == 0."
     log_p = self.p_logits(model_output, x_t, t)
     log_q = self.q_posterior_logits(x0, x_t, t, log_p.dtype)
@@ -250,21 +260,21 @@ def _vb_terms(self: D3PMScheduler, model_output, x0, x_t, t) -> torch.Tensor:
     nll = -log_p.gather(-1, x0.long()[..., None])[..., 0]
     return torch.where(t.reshape(-1, *[1] * (x0.ndim - 1)) == 0, nll, kl).reshape(x0.shape[0], -1).sum(1)
 
-@_method
-def _ce_terms(self: D3PMScheduler, model_output, x0) -> torch.Tensor:
+@patch
+def ce_terms(self: D3PMScheduler, model_output, x0) -> torch.Tensor:
     "(B,) nats: -log p~(x0 | x_t) summed over positions (the auxiliary loss)."
     log_p0 = torch.log_softmax(model_output.float(), -1)
     return -log_p0.gather(-1, x0.long()[..., None])[..., 0].reshape(x0.shape[0], -1).sum(1)
 
-@_method
-def _prior_kl(self: D3PMScheduler, x0, log_prior: torch.Tensor | None = None) -> torch.Tensor:
+@patch
+def prior_kl(self: D3PMScheduler, x0, log_prior: torch.Tensor | None = None) -> torch.Tensor:
     "(B,) nats: KL(q(x_T | x0) || p(x_T)); `log_prior` (S,) or (*x0.shape[1:], S) overrides the stationary prior."
     log_q = self.q_log_probs(x0, self.num_train_timesteps - 1, torch.float64)
     lp = (self.log_prior if log_prior is None else torch.as_tensor(log_prior, dtype=torch.float64)).to(x0.device)
     return _kl_cat(log_q, lp.expand_as(log_q)).reshape(x0.shape[0], -1).sum(1)
 
-@_method
-def _loss(self: D3PMScheduler, model, x0, generator=None, cond=None, t=None, reduction='mean'):
+@patch
+def loss(self: D3PMScheduler, model, x0, generator=None, cond=None, t=None, reduction='mean'):
     "Hybrid loss per dimension, (L_t + lambda * CE) / D, with one random t per example; model(x_t, t, cond) -> logits."
     x0 = self._check_x(x0, 'x0', self.num_categories)
     if t is None: t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
@@ -290,21 +300,19 @@ def elbo_terms(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None
 
 def elbo_bpd(model, scheduler: D3PMScheduler, x0: torch.Tensor, generator=None, cond=None, batch_size: int = 256) -> dict:
     "Test ELBO in bits per dimension over a dataset x0 (N, ...): {'bpd', 'prior', 'decoder', 'steps' (T,)}."
-    is_module = isinstance(model, nn.Module)
-    if is_module: was = model.training; model.eval()
     pri, st = [], []
-    for i in range(0, len(x0), batch_size):
-        c = None if cond is None else cond[i:i + batch_size]
-        p, s = elbo_terms(model, scheduler, x0[i:i + batch_size], generator, c); pri.append(p); st.append(s)
-    if is_module: model.train(was)
+    with eval_mode(model):
+        for i in range(0, len(x0), batch_size):
+            c = None if cond is None else cond[i:i + batch_size]
+            p, s = elbo_terms(model, scheduler, x0[i:i + batch_size], generator, c); pri.append(p); st.append(s)
     k = 1 / (x0[0].numel() * math.log(2))
     pri, st = torch.cat(pri) * k, torch.cat(st) * k
     return {'bpd': (pri + st.sum(1)).mean().item(), 'prior': pri.mean().item(), 'decoder': st[:, 0].mean().item(),
             'steps': st.mean(0).cpu().numpy()}
 
 # %% ../nbs/20_d3pm.ipynb #c038
-@_method
-def _set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
+@patch
+def set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
     "Choose n evenly spaced timesteps (descending from T-1; ending at 0 when n > 1) and the multi-step matrices between them."
     T = self.num_train_timesteps
     if not 1 <= num_inference_steps <= T: raise ValueError(f'num_inference_steps must be in [1, {T}], got {num_inference_steps}')
@@ -318,8 +326,8 @@ def _set_timesteps(self: D3PMScheduler, num_inference_steps: int, device='cpu'):
             self._skip[t] = (s, M.T.log())
     return self
 
-@_method
-def _step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
+@patch
+def step(self: D3PMScheduler, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
           generator: torch.Generator | None = None) -> StepOutput:
     "One reverse step from timestep t (an int in self.timesteps) to the next one; the decoder at the last."
     t = int(t)
@@ -378,17 +386,6 @@ def enumerate_exact(model, scheduler: D3PMScheduler, D: int, log_prior=None) -> 
     return x0s, nll, neg_elbo
 
 # %% ../nbs/20_d3pm.ipynb #c045
-class _ResBlock(nn.Module):
-    def __init__(self, c_in, c_out, t_dim):
-        super().__init__()
-        self.n1, self.c1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.t = nn.Linear(t_dim, c_out)
-        self.n2, self.c2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-    def forward(self, x, temb):
-        h = self.c1(F.silu(self.n1(x))) + self.t(temb)[:, :, None, None]
-        return self.skip(x) + self.c2(F.silu(self.n2(h)))
-
 @dataclass
 class DigitNetConfig(Config):
     "Conv denoiser for (B, C, H, W) token images."
@@ -398,16 +395,17 @@ class DigitNetConfig(Config):
     embed_dim: int = 16          # embedding size of one token
     channels: int = 48           # width of the residual blocks (at half resolution)
     num_blocks: int = 3
+    def __post_init__(self): check_categories(self.num_categories, self.num_states)
 
-class DigitDenoiser(nn.Module):
+class DigitDenoiser(Pretrained, nn.Module):
     "x_t (B, C, H, W) tokens, t (B,) -> logits (B, C, H, W, K) of p~(x0 | x_t)."
     def __init__(self, config: DigitNetConfig):
         super().__init__()
         self.config = cfg = config; c, e = cfg.channels, cfg.embed_dim
         self.embed = nn.Embedding(cfg.num_states, e)
-        self.temb = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
+        self.temb = TimeEmbedding(c, c)                                 # the UNet's time embedding
         self.inp = nn.Conv2d(4 * cfg.in_channels * e, c, 3, padding=1)     # after 2x2 space-to-depth
-        self.blocks = nn.ModuleList([_ResBlock(c, c, c) for _ in range(cfg.num_blocks)])
+        self.blocks = nn.ModuleList([ResBlock(c, c, c) for _ in range(cfg.num_blocks)])   # the UNet's residual block
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 4 * cfg.in_channels * cfg.num_categories, 3, padding=1))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
@@ -419,7 +417,7 @@ class DigitDenoiser(nn.Module):
         B, C, H, W = x_t.shape
         h = self.embed(x_t).permute(0, 1, 4, 2, 3).reshape(B, C * cfg.embed_dim, H, W)
         h = self.inp(F.pixel_unshuffle(h, 2))                                   # (B, c, H/2, W/2)
-        temb = self.temb(timestep_embedding(t.expand(B) if t.ndim == 0 else t, cfg.channels))
+        temb = self.temb(t.expand(B) if t.ndim == 0 else t)
         for blk in self.blocks: h = blk(h, temb)
         out = F.pixel_shuffle(self.out(h), 2)                                   # (B, C*K, H, W)
         return out.reshape(B, C, cfg.num_categories, H, W).permute(0, 1, 3, 4, 2)
@@ -427,8 +425,7 @@ class DigitDenoiser(nn.Module):
 # %% ../nbs/20_d3pm.ipynb #c048
 def quantize(x: torch.Tensor, num_categories: int) -> torch.Tensor:
     "Images in [-1, 1] -> LongTensor tokens in [0, K): equal-width bins (K=2 thresholds at 0)."
-    K = num_categories
-    if K < 2: raise ValueError(f'num_categories must be >= 2, got {K}')
+    K = check_categories(num_categories)
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise ValueError(f'quantize expects float images in [-1, 1], got {x.dtype}')
     return ((x.clamp(-1, 1) + 1) / 2 * K).floor().clamp(0, K - 1).long()
@@ -442,6 +439,7 @@ def gaussian_beta_end(num_categories: int, num_train_timesteps: int, tol: float 
 
 def tokens_to_image(x: torch.Tensor, num_categories: int, mask_index: int | None = None) -> torch.Tensor:
     "Tokens (B, 1, H, W) -> RGB images (B, 3, H, W) in [-1, 1]: grey levels, [MASK] drawn red."
+    K = check_categories(num_categories)
     K = num_categories
     v = (x.clamp(max=K - 1).float() / (K - 1)) * 2 - 1
     img = v.expand(-1, 3, -1, -1).clone() if v.shape[1] == 1 else v

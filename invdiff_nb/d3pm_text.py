@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Config
-from .models import timestep_embedding
+from .core import Config, Pretrained
+from .models import TimeEmbedding
+from .d3pm import check_categories
 
 # %% auto #0
 __all__ = ['CharVocab', 'char_chunks', 'unigram_bpc', 'bigram_bpc', 'CharNetConfig', 'CharTransformer']
@@ -70,8 +71,9 @@ class CharNetConfig(Config):
     n_heads: int = 4
     dropout: float = 0.0
     conv_kernel: int = 5           # width of the convolution over the embeddings (0 = none)
+    def __post_init__(self): check_categories(self.num_categories, self.num_states)
 
-class CharTransformer(nn.Module):
+class CharTransformer(Pretrained, nn.Module):
     "x_t (B, L) tokens, t (B,) -> logits (B, L, K) of p~(x0 | x_t)."
     def __init__(self, config: CharNetConfig):
         super().__init__()
@@ -79,7 +81,7 @@ class CharTransformer(nn.Module):
         self.tok = nn.Embedding(c.num_states, c.d_model)
         self.pos = nn.Parameter(torch.randn(c.length, c.d_model) * 0.02)
         self.conv = nn.Conv1d(c.d_model, c.d_model, c.conv_kernel, padding=c.conv_kernel // 2) if c.conv_kernel else None
-        self.temb = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
+        self.temb = TimeEmbedding(c.d_model, c.d_model)
         layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, 4 * c.d_model, c.dropout, activation='gelu',
                                            batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
@@ -94,5 +96,5 @@ class CharTransformer(nn.Module):
         t = t.expand(x_t.shape[0]) if t.ndim == 0 else t
         h = self.tok(x_t)                                                          # (B, L, d)
         if self.conv is not None: h = h + self.conv(h.transpose(1, 2)).transpose(1, 2)
-        h = h + self.pos[: x_t.shape[1]] + self.temb(timestep_embedding(t, c.d_model))[:, None]
+        h = h + self.pos[: x_t.shape[1]] + self.temb(t)[:, None]
         return self.head(self.norm(self.body(h)))

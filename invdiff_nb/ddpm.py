@@ -4,20 +4,23 @@
 
 # %% ../nbs/10_ddpm_forward.ipynb #c002
 from __future__ import annotations
-import math, numbers
+import dataclasses, json, math, numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+from fastcore.basics import patch
 
-from .core import Config
+from .core import Config, atomic_write_text
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS', 'SAMPLERS', 'cosine_alpha_bar',
-           'sqrt_alpha_bar', 'betas_for_alpha_bar', 'make_betas', 'rescale_zero_terminal_snr', 'extract', 'q_step',
-           'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput', 'spaced_timesteps',
-           'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean', 'GaussianScheduler',
-           'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'drop_condition', 'diffusion_loss']
+__all__ = ['SCHEDULES', 'PREDICTION_TYPES', 'VARIANCE_TYPES', 'TIMESTEP_SPACINGS', 'SAMPLERS', 'SCHEDULER_CONFIG_NAME',
+           'cosine_alpha_bar', 'sqrt_alpha_bar', 'betas_for_alpha_bar', 'make_betas', 'rescale_zero_terminal_snr',
+           'extract', 'q_step', 'q_sample', 'posterior_coefs', 'q_posterior', 'SchedulerConfig', 'StepOutput',
+           'spaced_timesteps', 'ddpm_step_mean', 'ddpm_step_variance', 'ddim_sigma', 'ddim_step_mean',
+           'GaussianScheduler', 'custom_timesteps', 'diffusers_scheduler', 'compare_with_diffusers', 'null_condition',
+           'drop_condition', 'prediction_target', 'diffusion_loss']
 
 # %% ../nbs/10_ddpm_forward.ipynb #c007
 SCHEDULES = ('linear', 'cosine', 'sqrt')
@@ -181,12 +184,6 @@ def ddim_step_mean(x0_hat, eps_hat, abar_prev: float, sigma: float):
     return abar_prev ** 0.5 * x0_hat + max(1 - abar_prev - sigma ** 2, 0.0) ** 0.5 * eps_hat
 
 # %% ../nbs/10_ddpm_forward.ipynb #c031
-def _attach(cls, *fns):
-    "Add functions named `_name` to `cls` as methods `name`, so a class can grow cell by cell next to its equations."
-    for f in fns:
-        name = f.__name__.lstrip('_'); f.__name__, f.__qualname__ = name, f'{cls.__name__}.{name}'
-        setattr(cls, name, f)
-
 class GaussianScheduler:
     "Gaussian diffusion: forward process, training targets and DDPM / DDIM reverse steps (diffusers-shaped)."
     def __init__(self, config: SchedulerConfig | Mapping | None = None, **kwargs):
@@ -203,6 +200,7 @@ class GaussianScheduler:
         self.alphas_cumprod_prev = torch.cat([betas.new_ones(1), self.alphas_cumprod[:-1]])
         self.posterior_variance = (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod) * betas
         self._tables = {}                                      # (name, device, dtype) -> table cast and moved once
+        self.ignored_config = {}                               # diffusers-only fields from_config ignored
         self.sampler, self.eta, self.num_inference_steps = 'ddpm', 0.0, c.num_train_timesteps   # default: every step, ancestral
         self._use_timesteps(spaced_timesteps(c.num_train_timesteps, c.num_train_timesteps))
 
@@ -210,6 +208,13 @@ class GaussianScheduler:
         "Set the descending sampling timesteps; the step from t goes to the next listed one (-1 after the last: abar = 1)."
         self.timesteps = timesteps
         ts = timesteps.tolist(); self._prev = dict(zip(ts, ts[1:] + [-1]))
+
+    order = 1                 # model calls per step (diffusers' attribute; Heun-type schedulers have 2)
+    init_noise_sigma = 1.0    # x_T ~ N(0, init_noise_sigma^2 I)
+
+    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
+        "The model input at `timestep`: x_t itself for DDPM/DDIM (diffusers' API; Euler-type schedulers rescale it)."
+        return sample
 
     @property
     def num_train_timesteps(self) -> int: return self.config.num_train_timesteps
@@ -247,39 +252,47 @@ class GaussianScheduler:
         return t
 
 # %% ../nbs/10_ddpm_forward.ipynb #c033
-def _add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
-    "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (DDPM eq. 4); t is an int or (B,). `check=False` skips the range check."
-    if check: t = self.check_timesteps(t, x0)
+def _check_noise(noise: torch.Tensor, x0: torch.Tensor):
+    if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
+        raise ValueError(f'noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(getattr(noise, "shape", ()))}: '
+                         'broadcasting one noise over the batch would correlate the samples')
+
+@patch
+def add_noise(self: GaussianScheduler, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
+    "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (DDPM eq. 4); t is an int or (B,). `check=False` skips the checks."
+    if check: t = self.check_timesteps(t, x0); _check_noise(noise, x0)
     return q_sample(x0, t, noise, self._on('alphas_cumprod', x0))
 
-def _get_velocity(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
+@patch
+def get_velocity(self: GaussianScheduler, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
     "v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (Salimans & Ho 2022)."
-    if check: t = self.check_timesteps(t, x0)
+    if check: t = self.check_timesteps(t, x0); _check_noise(noise, x0)
     ab = self._coef('alphas_cumprod', t, x0)
     return ab.sqrt() * noise - (1 - ab).sqrt() * x0
 
-def _get_target(self, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
+@patch
+def get_target(self: GaussianScheduler, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
     "The training target of the configured prediction type: noise, x0 or v."
     p = self.config.prediction_type
     if p == 'epsilon': return noise
     if p == 'sample': return x0
     return self.get_velocity(x0, noise, t, check)
 
-def _pred_x0(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
+@patch
+def pred_x0(self: GaussianScheduler, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
     "x0 implied by the model output: (x_t - sqrt(1-abar) eps)/sqrt(abar) | x0 | sqrt(abar) x_t - sqrt(1-abar) v."
     t = self.check_timesteps(t, x_t); ab = self._coef('alphas_cumprod', t, x_t); p = self.config.prediction_type
     if p == 'epsilon': return (x_t - (1 - ab).sqrt() * model_output) / ab.sqrt()
     if p == 'sample': return model_output
     return ab.sqrt() * x_t - (1 - ab).sqrt() * model_output
 
-def _pred_eps(self, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
+@patch
+def pred_eps(self: GaussianScheduler, model_output: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
     "eps implied by the model output: eps | (x_t - sqrt(abar) x0)/sqrt(1-abar) | sqrt(abar) v + sqrt(1-abar) x_t."
     t = self.check_timesteps(t, x_t); ab = self._coef('alphas_cumprod', t, x_t); p = self.config.prediction_type
     if p == 'epsilon': return model_output
     if p == 'sample': return (x_t - ab.sqrt() * model_output) / (1 - ab).sqrt()
     return ab.sqrt() * model_output + (1 - ab).sqrt() * x_t
-
-_attach(GaussianScheduler, _add_noise, _get_velocity, _get_target, _pred_x0, _pred_eps)
 
 # %% ../nbs/10_ddpm_forward.ipynb #c036
 def custom_timesteps(num_train_timesteps: int, timesteps) -> torch.Tensor:
@@ -298,7 +311,8 @@ def custom_timesteps(num_train_timesteps: int, timesteps) -> torch.Tensor:
                          'use sorted(set(timesteps), reverse=True)')
     return torch.tensor(ts, dtype=torch.long)
 
-def _set_timesteps(self, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
+@patch
+def set_timesteps(self: GaussianScheduler, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
     "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm' or 'ddim', noise scale eta)."
     _choice('sampler', sampler, SAMPLERS)
     eta = float(eta)
@@ -312,7 +326,8 @@ def _set_timesteps(self, num_inference_steps: int | None = None, sampler: str = 
     self.num_inference_steps, self.sampler, self.eta = len(ts), sampler, eta
     return self
 
-def _previous_timestep(self, t: int) -> int:
+@patch
+def previous_timestep(self: GaussianScheduler, t: int) -> int:
     "The timestep a step from t lands on (-1 after the last one)."
     t = int(t)
     if t not in self._prev:
@@ -320,26 +335,45 @@ def _previous_timestep(self, t: int) -> int:
                          f'({self.timesteps[:3].tolist()}...{self.timesteps[-2:].tolist()}): loop over scheduler.timesteps')
     return self._prev[t]
 
-def _step(self, model_output: torch.Tensor, t, x_t: torch.Tensor, generator: torch.Generator | None = None) -> StepOutput:
-    "One reverse step from t to the previous listed timestep: DDPM ancestral or DDIM, per `set_timesteps`."
-    if isinstance(t, torch.Tensor):
-        if t.numel() != 1 and not (t == t.flatten()[0]).all(): raise ValueError('step takes one timestep for the whole batch')
-        t = t.flatten()[0]
-    t = int(self.check_timesteps(int(t), x_t)[0]); prev = self.previous_timestep(t)
-    if model_output.shape != x_t.shape: raise ValueError(f'model_output {tuple(model_output.shape)} and x_t {tuple(x_t.shape)} differ in shape')
+def _step_eta(self, eta, generator, variance_noise):
+    "diffusers' step arguments checked: (eta for this step, generator); a Generator in eta's place is DDPMScheduler's 4th argument."
+    if isinstance(eta, torch.Generator): eta, generator = None, eta
+    if generator is not None and variance_noise is not None:
+        raise ValueError('pass either generator or variance_noise to step, not both (as in diffusers)')
+    if eta is None: return self.eta, generator
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise ValueError(f'eta must be a number in [0, 1] (the DDIM noise scale), got {eta!r}')
+    if self.sampler == 'ddpm' and eta != 0: raise ValueError("eta is a DDIM parameter: call set_timesteps(n, sampler='ddim') first")
+    return float(eta), generator
+
+@patch
+def step(self: GaussianScheduler, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float | None = None,
+         use_clipped_model_output: bool = False, generator: torch.Generator | None = None,
+         variance_noise: torch.Tensor | None = None, return_dict: bool = True):
+    "One reverse step from `timestep` to the next listed one: DDPM ancestral or DDIM, per `set_timesteps`; diffusers' arguments."
+    eta, generator = _step_eta(self, eta, generator, variance_noise)
+    if isinstance(timestep, torch.Tensor):
+        if timestep.numel() != 1 and not (timestep == timestep.flatten()[0]).all(): raise ValueError('step takes one timestep for the whole batch')
+        timestep = timestep.flatten()[0]
+        if not timestep.is_floating_point(): timestep = int(timestep)              # the int fast path: no device sync
+    t = int(self.check_timesteps(timestep, sample)[0]); prev = self.previous_timestep(t); x_t = sample
+    if model_output.shape != x_t.shape: raise ValueError(f'model_output {tuple(model_output.shape)} and sample {tuple(x_t.shape)} differ in shape')
+    if variance_noise is not None and variance_noise.shape != x_t.shape: raise ValueError(f'variance_noise {tuple(variance_noise.shape)} must have the shape of sample {tuple(x_t.shape)}')
+    noise = lambda: variance_noise.to(x_t) if variance_noise is not None else _randn_like(x_t, generator)
     abar_t, abar_prev = self._abar(t), self._abar(prev)
     x0_hat, eps_hat = self.pred_x0(model_output, t, x_t), self.pred_eps(model_output, t, x_t)
-    if self.config.clip_sample: x0_hat = x0_hat.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+    if self.config.clip_sample:
+        x0_hat = x0_hat.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+        if use_clipped_model_output: eps_hat = (x_t - abar_t ** 0.5 * x0_hat) / (1 - abar_t) ** 0.5   # DDIM eq. 12 with the clipped x0
     if self.sampler == 'ddpm':
         x_prev = ddpm_step_mean(x0_hat, x_t, abar_t, abar_prev)
-        if prev >= 0: x_prev = x_prev + ddpm_step_variance(abar_t, abar_prev, self.config.variance_type) ** 0.5 * _randn_like(x_t, generator)
+        if prev >= 0: x_prev = x_prev + ddpm_step_variance(abar_t, abar_prev, self.config.variance_type) ** 0.5 * noise()
     else:
-        sigma = ddim_sigma(abar_t, abar_prev, self.eta)
+        sigma = ddim_sigma(abar_t, abar_prev, eta)
         x_prev = ddim_step_mean(x0_hat, eps_hat, abar_prev, sigma)
-        if self.eta > 0 and prev >= 0: x_prev = x_prev + sigma * _randn_like(x_t, generator)
-    return StepOutput(prev_sample=x_prev, pred_original_sample=x0_hat)
-
-_attach(GaussianScheduler, _set_timesteps, _previous_timestep, _step)
+        if eta > 0 and prev >= 0: x_prev = x_prev + sigma * noise()
+    out = StepOutput(prev_sample=x_prev, pred_original_sample=x0_hat)
+    return out if return_dict else (out.prev_sample, out.pred_original_sample)
 
 # %% ../nbs/10_ddpm_forward.ipynb #c040
 def diffusers_scheduler(config: SchedulerConfig, sampler: str = 'ddpm', float64_schedule: bool = False):
@@ -397,7 +431,65 @@ def compare_with_diffusers(config: SchedulerConfig, num_inference_steps, sampler
         x = o.prev_sample
     return dict(max_rel_err_prev=err_prev, max_rel_err_x0=err_x0, ref_nan_steps=ref_nan_steps, ours_finite=ours_finite)
 
+# %% ../nbs/10_ddpm_forward.ipynb #h16x002
+_BETA_SCHEDULES = {'linear': 'linear', 'squaredcos_cap_v2': 'cosine', 'cosine': 'cosine', 'sqrt': 'sqrt'}
+_NEUTRAL = {'trained_betas': None, 'steps_offset': 0, 'set_alpha_to_one': True, 'thresholding': False,   # value that changes nothing
+            'dynamic_thresholding_ratio': None, 'sample_max_value': None, 'timestep_type': 'discrete'}  # None: any value
+SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
+
+@patch(cls_method=True)
+def from_config(cls: GaussianScheduler, config, **changes):
+    "A GaussianScheduler from a diffusers scheduler, its config or a dict (diffusers' field names); unsupported settings fail clearly."
+    d = dict(getattr(config, 'config', config)); d.update(changes)
+    d = {k: v for k, v in d.items() if not k.startswith('_')}                    # _class_name, _diffusers_version, ...
+    ignored, bad = {}, []
+    for k, neutral in _NEUTRAL.items():
+        if k in d:
+            v = d.pop(k)
+            if neutral is not None and v != neutral and not (k == 'trained_betas' and v is None): bad.append(f'{k}={v!r} (only {neutral!r} is supported)')
+            else: ignored[k] = v
+    if 'beta_schedule' in d:
+        if d['beta_schedule'] not in _BETA_SCHEDULES: bad.append(f"beta_schedule={d['beta_schedule']!r} (supported: {sorted(_BETA_SCHEDULES)})")
+        else: d['beta_schedule'] = _BETA_SCHEDULES[d['beta_schedule']]
+    if d.get('variance_type') not in (None, *VARIANCE_TYPES): bad.append(f"variance_type={d['variance_type']!r} (supported: {list(VARIANCE_TYPES)})")
+    if d.get('timestep_spacing') not in (None, *TIMESTEP_SPACINGS): bad.append(f"timestep_spacing={d['timestep_spacing']!r} (supported: {list(TIMESTEP_SPACINGS)})")
+    known = {f.name for f in dataclasses.fields(SchedulerConfig)}
+    bad += [f'{k}={d[k]!r} (no such setting here)' for k in sorted(set(d) - known)]
+    if bad: raise ValueError('GaussianScheduler cannot reproduce this scheduler config: ' + '; '.join(bad))
+    s = cls(SchedulerConfig(**d)); s.ignored_config = ignored
+    return s
+
+@patch
+def save_pretrained(self: GaussianScheduler, save_directory, **kwargs) -> Path:
+    "Write `save_directory/scheduler_config.json` (our config, with `_class_name`), as diffusers schedulers do."
+    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / SCHEDULER_CONFIG_NAME, json.dumps({'_class_name': 'GaussianScheduler', **self.config.to_dict()}, indent=2, sort_keys=True))
+    return d
+
+@patch(cls_method=True)
+def from_pretrained(cls: GaussianScheduler, pretrained_path, subfolder: str | None = None, **kwargs):
+    "Read `scheduler_config.json` from a folder written by `save_pretrained` (ours, or a diffusers DDPM/DDIM scheduler's)."
+    p = Path(pretrained_path) / (subfolder or '')
+    f = p / SCHEDULER_CONFIG_NAME if p.is_dir() else p
+    if not f.exists(): raise FileNotFoundError(f'no {SCHEDULER_CONFIG_NAME} in {p}: pass the folder written by save_pretrained')
+    d = json.loads(f.read_text())
+    if d.get('_class_name') == 'GaussianScheduler': return cls(SchedulerConfig.from_dict({k: v for k, v in d.items() if k != '_class_name'}))
+    return cls.from_config(d)
+
+@patch
+def to_diffusers(self: GaussianScheduler, sampler: str | None = None):
+    "diffusers' DDPMScheduler / DDIMScheduler with this config (default: this scheduler's sampler), e.g. for a diffusers pipeline."
+    return diffusers_scheduler(self.config, sampler or self.sampler)
+
 # %% ../nbs/10_ddpm_forward.ipynb #c052
+def null_condition(null_cond, cond: torch.Tensor) -> torch.Tensor:
+    "The null condition shaped like the batch `cond`: from a class index, one condition (no batch dimension) or a full batch."
+    null = torch.as_tensor(null_cond, device=cond.device, dtype=cond.dtype)
+    if null.shape == cond.shape: return null
+    if null.ndim == 0 or null.shape == cond.shape[1:] or (null.ndim == cond.ndim and null.shape[0] == 1): return null.expand(cond.shape)
+    raise ValueError(f'null_cond of shape {tuple(null.shape)} does not fit cond of shape {tuple(cond.shape)}: pass one condition '
+                     f'{tuple(cond.shape[1:])} or a batch {tuple(cond.shape)}')
+
 def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Generator | None = None) -> torch.Tensor:
     "Replace each sample's condition by `null_cond` with probability p (classifier-free guidance training)."
     if not 0.0 <= p <= 1.0: raise ValueError(f'cond_drop_prob must be in [0, 1], got {p}')
@@ -406,22 +498,45 @@ def drop_condition(cond: torch.Tensor, p: float, null_cond, generator: torch.Gen
     B = cond.shape[0]
     u = torch.rand(B, generator=generator, device=generator.device if generator is not None else cond.device).to(cond.device)
     mask = (u < p).reshape(B, *([1] * (cond.ndim - 1)))
-    return torch.where(mask, torch.as_tensor(null_cond, dtype=cond.dtype, device=cond.device), cond)
+    return torch.where(mask, null_condition(null_cond, cond), cond)
 
-def diffusion_loss(model, scheduler: GaussianScheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
+def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t, check: bool = True) -> torch.Tensor:
+    "The training target of `scheduler`'s prediction type: ours (`get_target`) or a diffusers scheduler's (`config.prediction_type`)."
+    if hasattr(scheduler, 'get_target'): return scheduler.get_target(x0, noise, t, check=check)
+    pt = getattr(getattr(scheduler, 'config', None), 'prediction_type', None)
+    if pt == 'epsilon': return noise
+    if pt == 'v_prediction': return scheduler.get_velocity(x0, noise, t)
+    if pt == 'sample': return x0
+    raise ValueError(f'unknown prediction type {pt!r}: the scheduler needs get_target() or config.prediction_type '
+                     "in ('epsilon', 'v_prediction', 'sample')")
+
+def _loss_timesteps(scheduler, t, x0: torch.Tensor) -> torch.Tensor:
+    "Injected timesteps as a (B,) LongTensor checked against T: ours (`check_timesteps`) or a diffusers scheduler."
+    B = x0.shape[0]
+    if hasattr(scheduler, 'check_timesteps'): return scheduler.check_timesteps(t, x0).expand(B)
+    T, t = scheduler.config.num_train_timesteps, torch.as_tensor(t, device=x0.device)
+    if t.is_floating_point(): raise TypeError(f'timesteps must be integers, got dtype {t.dtype}')
+    t = t.long().expand(B) if t.ndim == 0 else t.long()
+    if t.shape != (B,) or int(t.min()) < 0 or int(t.max()) >= T:
+        raise ValueError(f'timesteps must be a scalar or shape ({B},) with values in [0, {T - 1}], got shape {tuple(t.shape)}')
+    return t
+
+def diffusion_loss(model, scheduler, x0: torch.Tensor, cond=None, generator=None, t=None, noise=None,
                    cond_drop_prob: float = 0.0, null_cond=None, reduction: str = 'mean') -> torch.Tensor:
-    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the scheduler's target."
+    "Denoising loss: mean (scalar) or per-sample (B,) squared error of model(x_t, t, cond) against the target of `scheduler` (ours or diffusers')."
     _choice('reduction', reduction, ('mean', 'none'))
     B, dev = x0.shape[0], x0.device
     if t is None:
-        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator,
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator,
                           device=generator.device if generator is not None else dev).to(dev)
-    else: t = scheduler.check_timesteps(t, x0).expand(B)
+    else: t = _loss_timesteps(scheduler, t, x0)
     if noise is None: noise = _randn_like(x0, generator)
     elif noise.shape != x0.shape: raise ValueError(f'noise {tuple(noise.shape)} must have the shape of x0 {tuple(x0.shape)}')
     if cond_drop_prob > 0 and cond is None: raise ValueError('cond_drop_prob > 0 but no cond was given')
     cond = drop_condition(cond, cond_drop_prob, null_cond, generator)
-    x_t, target = scheduler.add_noise(x0, noise, t, check=False), scheduler.get_target(x0, noise, t, check=False)
+    ours = hasattr(scheduler, 'check_timesteps')
+    x_t = scheduler.add_noise(x0, noise, t, check=False) if ours else scheduler.add_noise(x0, noise, t)
+    target = prediction_target(scheduler, x0, noise, t, check=False)
     pred = model(x_t, t, cond)
     if pred.shape != target.shape: raise ValueError(f'model output {tuple(pred.shape)} does not match the target {tuple(target.shape)}')
     per_sample = (pred.float() - target.float()).pow(2).reshape(B, -1).mean(1)

@@ -12,18 +12,18 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Config
+from .core import Config, Pretrained
 from .ddpm import GaussianScheduler, SchedulerConfig, posterior_coefs
-from .models import timestep_embedding
+from .models import TimeEmbedding
 from .sampling import sample
-from .text import (E2E_VALUES, FIELDS, SLOT_PHRASES, SLOT_FIELD, Vocab, tokenize, try_parse, validate_mr)
+from .text import E2E_VALUES, FIELDS, Vocab, check_field_value, validate_mr
 
 # %% auto #0
 __all__ = ['DLMConfig', 'dlm_scheduler', 'DiffusionLM', 'train_timesteps', 'dlm_loss', 'nearest_embedding', 'SelfConditioned',
            'Clamped', 'denoiser', 'posterior_mean_var', 'sample_hooked', 'Anchor', 'LangevinCorrector', 'generate',
            'band_timesteps', 'LatentClassifierConfig', 'LatentClassifier', 'field_classes', 'field_labels',
-           'control_target', 'latent_classifier_loss', 'ClassifierControl', 'scan_slots', 'mentions', 'slot_recall',
-           'mr_tokens', 'seq2seq_vocab', 'encode_pairs', 'source_mask']
+           'control_target', 'latent_classifier_loss', 'ClassifierControl', 'mr_tokens', 'seq2seq_vocab',
+           'encode_pairs', 'source_mask']
 
 # %% ../nbs/31_diffusion_lm.ipynb #c006
 @dataclass
@@ -48,10 +48,6 @@ def dlm_scheduler(num_train_timesteps: int) -> GaussianScheduler:
                                              prediction_type='sample', variance_type='fixed_small'))
 
 # %% ../nbs/31_diffusion_lm.ipynb #c009
-def _sin_cos_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    "`models.timestep_embedding` with its two halves swapped (sines first), the order the Diffusion-LM models were trained with."
-    return timestep_embedding(t, dim).roll(dim // 2, -1)
-
 def _check_latents(x_t, t, d, L, T):
     if x_t.ndim != 3 or x_t.shape[-1] != d:
         raise ValueError(f'expected latents of shape (B, L, {d}), got {tuple(x_t.shape)}')
@@ -59,7 +55,7 @@ def _check_latents(x_t, t, d, L, T):
     if t.shape != (x_t.shape[0],): raise ValueError(f'expected t of shape ({x_t.shape[0]},), got {tuple(t.shape)}')
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= T): raise ValueError(f'timesteps must be in [0, {T}), got {t.min()}..{t.max()}')
 
-class DiffusionLM(nn.Module):
+class DiffusionLM(Pretrained, nn.Module):
     "Word embeddings + x0-predicting transformer denoiser + tied rounding head."
     def __init__(self, config: DLMConfig):
         super().__init__(); c = self.config = config
@@ -67,7 +63,7 @@ class DiffusionLM(nn.Module):
         nn.init.normal_(self.emb.weight, std=1.0)
         self.inp = nn.Linear(c.emb_dim, c.width)
         self.pos = nn.Parameter(torch.randn(c.seq_len, c.width) * 0.02)
-        self.temb = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        self.temb = TimeEmbedding(c.width, c.width)
         layer = nn.TransformerEncoderLayer(c.width, c.heads, 2 * c.width, dropout=0.0, batch_first=True, norm_first=True)
         self.enc = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.width)
@@ -91,7 +87,7 @@ class DiffusionLM(nn.Module):
         "The denoiser's per-position output before the x0 map: word logits (B, L, V) (or x0 for output='embedding')."
         c = self.config
         _check_latents(x_t, t, c.emb_dim, c.seq_len, c.num_train_timesteps)
-        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(_sin_cos_embedding(t, c.width))[:, None]
+        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(t)[:, None]
         if c.self_condition:
             if x0_sc is not None and x0_sc.shape != x_t.shape:
                 raise ValueError(f'self-conditioning input {tuple(x0_sc.shape)} must have the shape of x_t {tuple(x_t.shape)}')
@@ -281,23 +277,23 @@ class LatentClassifierConfig(Config):
     heads: int = 4
     num_train_timesteps: int = 1000
 
-class LatentClassifier(nn.Module):
+class LatentClassifier(Pretrained, nn.Module):
     "Transformer over (x_t, t) with mean pooling -> class logits (B, num_classes)."
     def __init__(self, config: LatentClassifierConfig):
         super().__init__(); c = self.config = config
         self.inp = nn.Linear(c.emb_dim, c.width); self.pos = nn.Parameter(torch.randn(c.seq_len, c.width) * 0.02)
-        self.temb = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        self.temb = TimeEmbedding(c.width, c.width)
         layer = nn.TransformerEncoderLayer(c.width, c.heads, 2 * c.width, dropout=0.0, batch_first=True, norm_first=True)
         self.enc = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.num_classes))
     def forward(self, x_t, t):
         _check_latents(x_t, t, self.config.emb_dim, self.config.seq_len, self.config.num_train_timesteps)
-        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(_sin_cos_embedding(t, self.config.width))[:, None]
+        h = self.inp(x_t) + self.pos[: x_t.shape[1]] + self.temb(t)[:, None]
         return self.head(self.enc(h).mean(1))
 
 def field_classes(field: str) -> list[str]:
     "Class names of a field classifier: '<none>' then the E2E values."
-    if field not in E2E_VALUES: raise KeyError(f'unknown E2E field {field!r}: fields are {list(FIELDS)}')
+    if field not in E2E_VALUES: check_field_value(field, '')          # the unknown-field error
     return ['<none>'] + list(E2E_VALUES[field])
 
 def field_labels(mrs: Sequence[dict], field: str) -> torch.Tensor:
@@ -307,9 +303,7 @@ def field_labels(mrs: Sequence[dict], field: str) -> torch.Tensor:
 
 def control_target(field: str, value: str) -> int:
     "Class index of a control request field=value; clear errors for unknown fields or values."
-    cls = field_classes(field)
-    if value not in cls[1:]: raise ValueError(f'unknown value {value!r} for field {field!r}: choose one of {cls[1:]}')
-    return cls.index(value)
+    return field_classes(field).index(check_field_value(field, value))
 
 def latent_classifier_loss(lm: DiffusionLM, scheduler) -> Callable:
     "loss_fn(classifier, (ids, labels), generator) for `fit`: CE of the classifier on x_t from the frozen LM's embeddings."
@@ -343,44 +337,6 @@ class ClassifierControl:
                 loss = (self.lam * fluency + F.cross_entropy(self.clf(x, tp), y, reduction='none')).sum()
                 opt.zero_grad(); loss.backward(); opt.step()
         return x.detach()
-
-# %% ../nbs/31_diffusion_lm.ipynb #c030
-def _scan_table():
-    rows = []
-    for kind, d in SLOT_PHRASES.items():
-        if kind == 'near': continue                      # bare landmark names only occur inside 'near X' phrases
-        f = SLOT_FIELD[kind]
-        for v, ps in d.items():
-            for p in ps:
-                if kind == 'price': ps2 = [f'{p} price range']
-                elif kind == 'rating': ps2 = [f'{p} customer rating', f'customer rating of {p}', f'rated {p}']
-                else: ps2 = [p]
-                rows += [(tuple(q.split()), f, v) for q in ps2]
-    return sorted(set(rows), key=lambda r: -len(r[0]))
-_SCAN = _scan_table()
-
-def scan_slots(tokens: Sequence[str]) -> dict[str, set]:
-    "Field -> set of values whose phrases occur in `tokens` (longest match first, no overlaps)."
-    toks, found, i = [w.lower() for w in tokens], {}, 0
-    while i < len(toks):
-        for p, f, v in _SCAN:
-            if tuple(toks[i:i + len(p)]) == p:
-                found.setdefault(f, set()).add(v); i += len(p); break
-        else: i += 1
-    return found
-
-def mentions(tokens: Sequence[str], field: str, value: str) -> bool:
-    "Does the sentence express field=value? (parser when it accepts the sentence, else the scan)."
-    control_target(field, value) if field != 'name' else validate_mr({'name': value})
-    mr = try_parse(list(tokens))
-    return (mr.get(field) == value) if mr is not None else (value in scan_slots(tokens).get(field, set()))
-
-def slot_recall(mr: dict, tokens: Sequence[str]) -> float:
-    "Share of the MR's (field, value) pairs that the sentence expresses."
-    mr = validate_mr(mr)
-    parsed = try_parse(list(tokens))
-    found = {f: {v} for f, v in parsed.items()} if parsed is not None else scan_slots(tokens)
-    return sum(v in found.get(f, set()) for f, v in mr.items()) / len(mr)
 
 # %% ../nbs/31_diffusion_lm.ipynb #c033
 def mr_tokens(mr: dict) -> list[str]:

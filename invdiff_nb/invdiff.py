@@ -4,22 +4,31 @@
 
 # %% ../nbs/50_invdiff.ipynb #c002
 from __future__ import annotations
-import math, time
+import copy, hashlib, inspect, json, math, os, time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
+from tqdm.auto import tqdm
 
-from .core import Config, derive_seed, make_generator
+from .core import (Config, atomic_write_text, derive_seed, eval_mode, load_or_train, make_generator,
+                             temp_beside)
+from .ddpm import diffusion_loss, drop_condition, null_condition, prediction_target
+from .models import UNet, UNetConfig, DiffusersUNet, count_params
+from .sampling import CFGModel, sample
 from .train import TrainConfig, TrainResult, fit
 
 # %% auto #0
-__all__ = ['timestep_grid', 'prediction_target', 'per_sample_loss', 'loss_matrix', 'group_signal', 'check_simplex', 'group_risks',
-           'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'minority_recall', 'top_group_stats',
-           'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output', 'count_trainable', 'InvDiffModel',
-           'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff', 'fit_base', 'lora_model']
+__all__ = ['CONTROLS', 'timestep_grid', 'per_sample_loss', 'sample_noise', 'loss_matrix', 'group_signal', 'check_simplex',
+           'group_risks', 'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'GroupRecovery',
+           'minority_stats', 'top_group_stats', 'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output',
+           'make_module', 'InvDiffModel', 'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff',
+           'fit_base', 'lora_model', 'InvDiffConfig', 'as_model', 'condition_ids', 'InvDiff', 'DiffusersInvDiffUNet',
+           'fit_control']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -38,54 +47,46 @@ def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = N
     return t
 
 # %% ../nbs/50_invdiff.ipynb #c009
-def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    "The training target of `scheduler`'s prediction type (our scheduler's `get_target`, or a diffusers scheduler's config)."
-    if hasattr(scheduler, 'get_target'): return scheduler.get_target(x0, noise, t)
-    pt = getattr(getattr(scheduler, 'config', None), 'prediction_type', None)
-    if pt == 'epsilon': return noise
-    if pt == 'v_prediction': return scheduler.get_velocity(x0, noise, t)
-    if pt == 'sample': return x0
-    raise ValueError(f'unknown prediction type {pt!r}: the scheduler needs get_target() or config.prediction_type '
-                     "in ('epsilon', 'v_prediction', 'sample')")
-
 def per_sample_loss(model, scheduler, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, cond=None) -> torch.Tensor:
-    "Per-sample MSE (B,) of `model(x_t, t, cond)` against the scheduler's target."
-    x_t = scheduler.add_noise(x0, noise, t)
-    out = model(x_t, t, cond)
-    if out.shape != x0.shape:
-        raise ValueError(f'model output {tuple(out.shape)} does not match the data {tuple(x0.shape)}: '
-                         'check in/out channels and image size of the base model')
-    return (out.float() - prediction_target(scheduler, x0, noise, t).float()).pow(2).flatten(1).mean(1)
+    "Per-sample loss (B,) of `model(x_t, t, cond)` against the scheduler's target: the course's `diffusion_loss` with t and noise given."
+    return diffusion_loss(model, scheduler, x0, cond, t=t, noise=noise, reduction='none')
 
 # %% ../nbs/50_invdiff.ipynb #c013
-def _null_like(cond: torch.Tensor, null_cond) -> torch.Tensor:
-    if null_cond is None: raise ValueError('the unconditional pass needs null_cond (the null class index or null embedding)')
-    if isinstance(null_cond, torch.Tensor) and null_cond.numel() > 1:
-        return null_cond.to(cond.device, cond.dtype).expand_as(cond) if null_cond.shape[0] == 1 else null_cond.to(cond.device, cond.dtype)
-    return torch.full_like(cond, float(null_cond) if cond.is_floating_point() else int(null_cond))
+def sample_noise(shape, index: torch.Tensor, t: int, seed: int, dtype=torch.float32) -> torch.Tensor:
+    "Noise (B, *shape) on the CPU whose row r depends only on (seed, index[r], t): the same for every batching of the data."
+    base, g = derive_seed(seed, 'sample_noise', int(t)), torch.Generator()
+    out = torch.empty((len(index), *shape), dtype=dtype)
+    for r, i in enumerate(torch.as_tensor(index).tolist()):
+        g.manual_seed((base * 1_000_003 + int(i)) % 2 ** 63)     # one stream per (seed, t, sample index)
+        out[r] = torch.randn(tuple(shape), generator=g, dtype=dtype)
+    return out
+
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{name} must be a positive int, got {v!r}')
+    return v
 
 @torch.no_grad()
 def loss_matrix(model, scheduler, x0: torch.Tensor, cond=None, timesteps: torch.Tensor | None = None, seed: int = 0,
-                batch_size: int = 256, unconditional: bool = False, null_cond=None) -> torch.Tensor:
-    "Per-sample losses (N, J) of the frozen `model` at the fixed `timesteps` (no grad, eval mode)."
+                batch_size: int = 256, unconditional: bool = False, progress: bool = False) -> torch.Tensor:
+    "Per-sample losses (N, J) of the frozen `model` at fixed `timesteps` (no grad, eval mode); independent of `batch_size`."
     if timesteps is None: timesteps = timestep_grid(scheduler.config.num_train_timesteps, seed=seed)
+    _positive_int('batch_size', batch_size)
     if cond is not None and len(cond) != len(x0):
         raise ValueError(f'cond has {len(cond)} rows but x0 has {len(x0)}: one condition per sample')
-    was_training = getattr(model, 'training', False)
-    if hasattr(model, 'eval'): model.eval()
+    null = getattr(model, 'null_class', None) if unconditional else None
+    if unconditional and (cond is None or null is None):
+        raise ValueError(f'the unconditional pass needs cond and the null condition of the model, but {type(model).__name__} '
+                         'has none (null_class): use a model trained with condition dropout (e.g. UNetConfig(num_classes=K))')
     out = torch.empty(len(x0), len(timesteps), dtype=torch.float32)
-    try:
-        for s in range(0, len(x0), batch_size):
-            xb = x0[s:s + batch_size]
+    with eval_mode(model):
+        for s in tqdm(range(0, len(x0), batch_size), disable=not progress, desc='loss matrix', leave=False):
+            xb = x0[s:s + batch_size]; idx = torch.arange(s, s + len(xb))
             cb = None if cond is None else cond[s:s + batch_size]
-            if unconditional: cb = _null_like(cb, null_cond)
+            if unconditional: cb = null_condition(null, cb)
             for j, tj in enumerate(timesteps.tolist()):
-                g = make_generator(derive_seed(seed, 'loss_matrix', tj, s), xb.device)
-                noise = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
+                noise = sample_noise(xb.shape[1:], idx, tj, seed, xb.dtype).to(xb.device)
                 t = torch.full((len(xb),), tj, dtype=torch.long, device=xb.device)
                 out[s:s + len(xb), j] = per_sample_loss(model, scheduler, xb, t, noise, cb).cpu()
-    finally:
-        if was_training and hasattr(model, 'train'): model.train()
     return out
 
 def group_signal(L: torch.Tensor, L_uncond: torch.Tensor | None = None, zscore: bool = False) -> torch.Tensor:
@@ -111,34 +112,45 @@ def group_risks(losses: torch.Tensor, W: torch.Tensor, eps: float = 1e-12) -> tu
 # %% ../nbs/50_invdiff.ipynb #c017
 @dataclass
 class GroupInferenceConfig(Config):
-    "Settings of label-free group inference (stage 1)."
-    K: int = 4                          # number of latent groups (official: 4 Waterbirds, 8 CelebA/FairFace)
+    "Settings of label-free group inference (stage 1). Defaults: the method (exact mass-weighted spread); `official()`: the paper's."
+    num_groups: int = 2                 # groups per partition (per class when inferred within classes)
+    objective: str = 'between'          # 'between' (mass-weighted spread, 1-D k-means) or 'std' (official: unweighted Std_k R_k)
+    solver: str = 'exact'               # 'exact' (global optimum; objective='between') or 'adam' (official: projected Adam)
     steps: int = 500                    # full-batch Adam steps (official 500)
     lr: float = 0.01                    # Adam step size (official 0.01)
-    objective: str = 'std'              # 'std' (official, unweighted Std_k R_k) or 'between' (mass-weighted spread)
     min_weight: float = 0.0             # w of the min-group-mass term (0 = off, as in the released runs)
     param: str = 'clamp'                # 'clamp' (clamp>=0 + renormalise after each step) or 'softmax' (logits)
-    solver: str = 'adam'                # 'adam' (official, local) or 'exact' (global optimum; objective='between' only)
-    standardize: bool = True            # z-score the signal first
+    standardize: bool = True            # z-score the signal first (within each partition)
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.num_groups, bool) or not isinstance(self.num_groups, int) or self.num_groups < 2:
+            raise ValueError(f'num_groups must be an int >= 2 (one group cannot differ from the rest), got {self.num_groups!r}')
         if self.objective not in ('std', 'between'): raise ValueError(f"objective must be 'std' or 'between', got {self.objective!r}")
         if self.param not in ('clamp', 'softmax'): raise ValueError(f"param must be 'clamp' or 'softmax', got {self.param!r}")
         if self.solver not in ('adam', 'exact'): raise ValueError(f"solver must be 'adam' or 'exact', got {self.solver!r}")
         if self.solver == 'exact' and self.objective != 'between':
             raise ValueError("solver='exact' solves objective='between' (1-D k-means); the 'std' objective needs solver='adam'")
-        if self.steps < 0 or self.lr <= 0: raise ValueError(f'need steps >= 0 and lr > 0, got {self.steps}, {self.lr}')
+        if self.steps < 0 or not self.lr > 0: raise ValueError(f'need steps >= 0 and lr > 0, got {self.steps}, {self.lr}')
+
+    @classmethod
+    def official(cls, num_groups: int = 4, **kw) -> 'GroupInferenceConfig':
+        "The official procedure: unweighted Std of group risks, projected Adam (500 steps, lr 0.01), one partition of all samples."
+        return cls(num_groups=num_groups, objective='std', solver='adam', **kw)
 
 @dataclass
 class GroupInference:
-    "Result of `infer_groups`."
+    "Result of `infer_groups`: the soft assignment and what it implies."
     W: torch.Tensor                     # (N, K) soft assignment, rows on the simplex
     risks: torch.Tensor                 # (K,) group risks of the (standardised) signal
     mass: torch.Tensor                  # (K,) group masses sum_i W_ik
-    history: list = field(default_factory=list)   # objective per step
+    history: list = field(default_factory=list)   # objective per step (one entry per partition for 'exact')
+    partition: torch.Tensor | None = None          # (K,) the partition (e.g. class) of each group, None for one partition
+    signal: torch.Tensor | None = None             # (N,) the signal the groups were inferred from, if known
     @property
     def hard(self) -> torch.Tensor: return self.W.argmax(1)
+    @property
+    def num_groups(self) -> int: return self.W.shape[1]
 
 # %% ../nbs/50_invdiff.ipynb #c019
 def kmeans_1d(s: torch.Tensor, K: int, block: int = 256) -> torch.Tensor:
@@ -173,14 +185,11 @@ def _spread(R, mass, s_mean, objective):
     m = mass / mass.sum()
     return (m * (R - s_mean) ** 2).sum().clamp_min(1e-30).sqrt()
 
-def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, **kw) -> GroupInference:
-    "Label-free soft groups: W (N, K) on the simplex maximising the spread of group risks (+ w * min group mass)."
-    cfg = (cfg or GroupInferenceConfig()).replace(**kw) if kw else (cfg or GroupInferenceConfig())
-    s = torch.as_tensor(losses).detach().double().flatten().cpu()
-    N, K = len(s), cfg.K
-    if not 2 <= K <= N: raise ValueError(f'K={K} groups for N={N} samples: need 2 <= K <= N')
-    if not torch.isfinite(s).all(): raise ValueError('losses contain NaN/inf')
-    if cfg.standardize: s = (s - s.mean()) / s.std().clamp_min(1e-12)
+def _infer_one(s: torch.Tensor, cfg: GroupInferenceConfig) -> GroupInference:
+    "Group inference on one partition: the signal `s` (N,) float64 on the CPU."
+    N, K = len(s), cfg.num_groups
+    if K > N: raise ValueError(f'num_groups={K} groups for N={N} samples: need 2 <= num_groups <= N (per partition)')
+    if cfg.standardize: s = (s - s.mean()) / s.std().clamp_min(1e-12) if N > 1 else s - s.mean()
     if cfg.solver == 'exact':
         W = F.one_hot(kmeans_1d(s, K), K).float(); R, mass = group_risks(s.float(), W)
         return GroupInference(W=W, risks=R, mass=mass, history=[_spread(R.double(), mass.double(), s.mean(), 'between').item()])
@@ -204,21 +213,51 @@ def infer_groups(losses: torch.Tensor, cfg: GroupInferenceConfig | None = None, 
     check_simplex(W)
     return GroupInference(W=W, risks=R, mass=mass, history=hist)
 
-# %% ../nbs/50_invdiff.ipynb #c023
-def minority_recall(W: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
-    "(recall, precision) of the true minority in the minority-dominated inferred groups (hard assignment). Labels: evaluation only."
-    is_minority = torch.as_tensor(is_minority).bool().cpu(); W = W.detach().cpu()
-    if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}')
-    dominated = (W * is_minority[:, None].to(W.dtype)).sum(0) > 0.5 * W.sum(0)   # (K,)
-    sel = dominated[W.argmax(1)]
-    return (sel & is_minority).sum().item() / max(1, is_minority.sum().item()), (sel & is_minority).sum().item() / max(1, sel.sum().item())
+def infer_groups(signal: torch.Tensor, cfg: GroupInferenceConfig | None = None, within=None, **kw) -> GroupInference:
+    "Label-free soft groups W (N, K) maximising the spread of group risks; with `within` (e.g. the class of each sample) inferred inside each of its values."
+    cfg = (cfg or GroupInferenceConfig()).replace(**kw) if kw else (cfg or GroupInferenceConfig())
+    s = torch.as_tensor(signal).detach().double().flatten().cpu()
+    if len(s) < 2: raise ValueError(f'group inference needs at least 2 samples, got {len(s)}')
+    if not torch.isfinite(s).all(): raise ValueError('the signal (losses) contains NaN/inf: check the model and the data')
+    if within is None: return _infer_one(s, cfg)
+    within = torch.as_tensor(within).cpu()
+    if within.shape != s.shape: raise ValueError(f'within must give one partition label per sample ({len(s)},), got {tuple(within.shape)}')
+    values = within.unique()
+    K, W = cfg.num_groups, torch.zeros(len(s), len(values) * cfg.num_groups)
+    risks, mass, hist = [], [], []
+    for v_i, v in enumerate(values):
+        m = within == v
+        if m.sum() < K: raise ValueError(f'partition {v.item()} has {int(m.sum())} samples, fewer than num_groups={K}: lower num_groups')
+        gi = _infer_one(s[m], cfg)
+        W[m.nonzero().flatten(), v_i * K:(v_i + 1) * K] = gi.W
+        risks.append(gi.risks); mass.append(gi.mass); hist.append(gi.history[-1] if gi.history else float('nan'))
+    return GroupInference(W=W, risks=torch.cat(risks), mass=torch.cat(mass), history=hist,
+                          partition=values.repeat_interleave(K))
 
-def top_group_stats(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> tuple[float, float]:
-    "(recall, precision) of the true minority in the single highest-risk inferred group (hard assignment)."
+# %% ../nbs/50_invdiff.ipynb #c023
+@dataclass
+class GroupRecovery:
+    "How well inferred groups isolate the true minority (evaluation only: needs the bias labels)."
+    recall: float       # share of true-minority samples that land in minority-dominated groups
+    precision: float    # share of true minority among the members of those groups
+
+def _check_rows(W, is_minority):
     is_minority = torch.as_tensor(is_minority).bool().cpu()
-    if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}')
-    top = W.argmax(1).cpu() == int(torch.as_tensor(risks).argmax())
-    return (top & is_minority).sum().item() / max(1, is_minority.sum().item()), (top & is_minority).sum().item() / max(1, top.sum().item())
+    if len(is_minority) != len(W): raise ValueError(f'is_minority has {len(is_minority)} rows, W has {len(W)}: one flag per sample')
+    return W.detach().cpu(), is_minority
+
+def minority_stats(W: torch.Tensor, is_minority: torch.Tensor) -> GroupRecovery:
+    "Recall and precision of the true minority in the minority-dominated inferred groups (hard assignment)."
+    W, is_minority = _check_rows(W, is_minority)
+    dominated = (W * is_minority[:, None].to(W.dtype)).sum(0) > 0.5 * W.sum(0)   # (K,)
+    sel = dominated[W.argmax(1)]; hit = (sel & is_minority).sum().item()
+    return GroupRecovery(hit / max(1, is_minority.sum().item()), hit / max(1, sel.sum().item()))
+
+def top_group_stats(W: torch.Tensor, risks: torch.Tensor, is_minority: torch.Tensor) -> GroupRecovery:
+    "Recall and precision of the true minority in the single highest-risk inferred group (hard assignment)."
+    W, is_minority = _check_rows(W, is_minority)
+    top = W.argmax(1) == int(torch.as_tensor(risks).argmax()); hit = (top & is_minority).sum().item()
+    return GroupRecovery(hit / max(1, is_minority.sum().item()), hit / max(1, top.sum().item()))
 
 def group_nmi(W: torch.Tensor, true_groups: torch.Tensor) -> float:
     "Normalised mutual information between the hard inferred groups and the true groups."
@@ -232,10 +271,13 @@ def topk_share(signal: torch.Tensor, is_minority: torch.Tensor) -> float:
     return is_minority[signal.cpu().topk(k).indices].float().mean().item()
 
 # %% ../nbs/50_invdiff.ipynb #c029
-def vrex_loss(losses: torch.Tensor, W: torch.Tensor, lam: float = 1.0, min_mass: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
-    "V-REx objective mean_k R_k + lam * Var_k R_k over the groups with mass in the batch; returns (loss, R)."
-    if lam < 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
-    if W.shape[0] != losses.shape[0]: raise ValueError(f'W has {W.shape[0]} rows but there are {losses.shape[0]} losses')
+def vrex_loss(losses: torch.Tensor, W: torch.Tensor, lam: float = 1.0, min_mass: float = 1e-6,
+              check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    "V-REx objective mean_k R_k + lam * Var_k R_k over the groups with mass in the batch; returns (loss, R). `check`: W on the simplex."
+    if not lam >= 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
+    if W.ndim != 2 or W.shape[0] != losses.shape[0]:
+        raise ValueError(f'W must be (B, K) with one row per loss: got W {tuple(W.shape)} for {losses.shape[0]} losses')
+    if check: check_simplex(W)
     R, mass = group_risks(losses, W.to(losses.dtype))
     R = R[mass > min_mass]
     return R.mean() + lam * R.var(unbiased=False), R
@@ -252,31 +294,62 @@ def zero_init_output(module: nn.Module) -> nn.Module:
         if last.bias is not None: last.bias.zero_()
     return module
 
-def count_trainable(model: nn.Module) -> int:
-    "Number of parameters with requires_grad."
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def _module_net(base: nn.Module, ch: int) -> nn.Module:
+    "A small network with the base's inputs and outputs and `ch` channels in its first level (our UNet, or the base's diffusers class)."
+    if isinstance(base, UNet):
+        c = base.config
+        return UNet(UNetConfig(in_channels=c.in_channels, out_channels=c.out_channels, image_size=c.image_size, base_channels=ch,
+                               channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=(), dropout=0.0, norm_groups=4,
+                               num_classes=c.num_classes, num_train_timesteps=c.num_train_timesteps))
+    if isinstance(base, DiffusersUNet):
+        import diffusers
+        c = base.unet.config
+        kw = dict(sample_size=c.sample_size, in_channels=c.in_channels, out_channels=c.out_channels, layers_per_block=1,
+                  block_out_channels=(ch, 2 * ch), norm_num_groups=4)
+        if base.kind == 'text':
+            net = diffusers.UNet2DConditionModel(**kw, cross_attention_dim=c.cross_attention_dim, attention_head_dim=max(1, ch // 4),
+                                                 down_block_types=('CrossAttnDownBlock2D', 'DownBlock2D'),
+                                                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D'))
+        else:
+            net = diffusers.UNet2DModel(**kw, num_class_embeds=c.num_class_embeds, down_block_types=('DownBlock2D', 'DownBlock2D'),
+                                        up_block_types=('UpBlock2D', 'UpBlock2D'))
+        return DiffusersUNet(net, null_class=None if base.kind == 'text' else base.null_class,
+                             num_train_timesteps=base.num_train_timesteps)
+    raise TypeError(f'make_module builds a module for our UNet or a DiffusersUNet, got {type(base).__name__}: '
+                    'pass your own zero-initialised module instead')
+
+def make_module(base: nn.Module, channels: int | None = None, max_frac: float = 0.1, seed: int = 0) -> nn.Module:
+    "The lightweight module D_psi for `base`: same call and conditioning, zero output layer, at most `max_frac` of the base's parameters."
+    n_base = count_params(base)
+    with torch.random.fork_rng(devices=[]):                      # seeded init without touching the caller's global RNG
+        for ch in ([channels] if channels else [64, 32, 16, 8, 4]):
+            torch.manual_seed(derive_seed(seed, 'invdiff-module'))
+            net = _module_net(base, ch)
+            if count_params(net) <= max_frac * n_base: return zero_init_output(net)
+    raise ValueError(f'no module of {channels or 4}+ channels fits in {max_frac:.0%} of the base ({n_base} parameters, the smallest '
+                     f'has {count_params(net)}): raise max_frac or pass your own module')
 
 # %% ../nbs/50_invdiff.ipynb #c033
 class InvDiffModel(nn.Module):
-    "Frozen `base` + lightweight `module`: (1-r) base + r module ('convex', InvDiff) or base + r module ('residual')."
-    def __init__(self, base: nn.Module, module: nn.Module, r: float = 0.2, mode: str = 'convex',
+    "Frozen `base` + lightweight `module`: base + r module ('residual', the recipe) or (1-r) base + r module ('convex', the paper)."
+    def __init__(self, base: nn.Module, module: nn.Module, r: float = 1.0, mode: str = 'residual',
                  max_frac: float | None = 0.1):
         super().__init__()
-        if not (isinstance(r, (int, float)) and 0 < r <= 1): raise ValueError(f'r must be in (0, 1], got {r}')
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1: raise ValueError(f'r must be in (0, 1], got {r!r}')
         if mode not in ('convex', 'residual'): raise ValueError(f"mode must be 'convex' or 'residual', got {mode!r}")
         base_ids = {id(p) for p in base.parameters()}
         if any(id(p) in base_ids for p in module.parameters()):
             raise ValueError('the module shares parameters with the base model: training it would make the base trainable; '
-                             'pass a separate network (e.g. a fresh small UNet)')
-        n_base, n_mod = sum(p.numel() for p in base.parameters()), sum(p.numel() for p in module.parameters())
+                             'pass a separate network (e.g. make_module(base))')
+        n_base, n_mod = count_params(base), count_params(module)
         if max_frac is not None and n_mod > max_frac * n_base:
             raise ValueError(f'module has {n_mod} parameters > {max_frac:.0%} of the base ({n_base}): use a smaller module '
-                             'or pass max_frac=None')
+                             '(make_module(base)) or pass max_frac=None')
         self.base, self.module, self.r, self.mode = base.requires_grad_(False).eval(), module, float(r), mode
 
     @property
     def null_class(self):
-        "The base model's null class (for classifier-free guidance), if it has one."
+        "The base model's null condition (for classifier-free guidance and the contrast), if it has one."
         return getattr(self.base, 'null_class', None)
 
     def train(self, mode: bool = True):
@@ -292,30 +365,28 @@ class InvDiffModel(nn.Module):
         if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
 
 # %% ../nbs/50_invdiff.ipynb #c037
-def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1, null_cond=None) -> Callable:
-    "loss_fn(model, (x0, cond, idx), generator) for `fit`: V-REx over the rows W[idx] with per-sample denoising losses."
+def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1) -> Callable:
+    "loss_fn(model, (x0, cond, idx), generator) for `fit`: V-REx over the rows W[idx] of per-sample denoising losses (the null condition is the model's)."
     check_simplex(W)
-    if lam < 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
+    if not lam >= 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
     if not 0 <= cond_drop_prob < 1: raise ValueError(f'cond_drop_prob must be in [0, 1), got {cond_drop_prob}')
     def loss_fn(model, batch, generator):
         x0, cond, idx = batch
-        B, dev = len(x0), x0.device
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator, device=dev)
-        noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
-        if cond is not None and cond_drop_prob > 0:
-            drop = torch.rand(B, generator=generator, device=dev) < cond_drop_prob
-            cond = torch.where(drop.view(-1, *[1] * (cond.ndim - 1)), _null_like(cond, null_cond), cond)
-        l = per_sample_loss(model, scheduler, x0, t, noise, cond)
-        return vrex_loss(l, W.to(dev)[idx.to(dev)], lam)[0]
+        null = getattr(model, 'null_class', None) if cond is not None and cond_drop_prob > 0 else None
+        l = diffusion_loss(model, scheduler, x0, cond, generator, cond_drop_prob=cond_drop_prob if cond is not None else 0.0,
+                           null_cond=null, reduction='none')
+        return vrex_loss(l, W.to(x0.device)[idx.to(x0.device)], lam, check=False)[0]
     return loss_fn
 
 def indexed_batches(x0: torch.Tensor, cond, batch_size: int, sample_probs: torch.Tensor | None = None) -> Callable:
     "get_batch(step, generator) -> (x0[idx], cond[idx], idx); uniform or with `sample_probs` (N,), with replacement."
-    N = len(x0)
+    N = len(x0); _positive_int('batch_size', batch_size)
+    if N == 0: raise ValueError('no training samples: x0 is empty')
+    if cond is not None and len(cond) != N: raise ValueError(f'cond has {len(cond)} rows but x0 has {N}: one condition per sample')
     if sample_probs is not None:
         sample_probs = torch.as_tensor(sample_probs, dtype=torch.float64)
-        if sample_probs.shape != (N,) or (sample_probs < 0).any() or sample_probs.sum() <= 0:
-            raise ValueError(f'sample_probs must be (N,)=({N},) non-negative with a positive sum')
+        if sample_probs.shape != (N,) or not torch.isfinite(sample_probs).all() or (sample_probs < 0).any() or sample_probs.sum() <= 0:
+            raise ValueError(f'sample_probs must be (N,)=({N},), finite, non-negative, with a positive sum')
     def get_batch(step, generator):
         if sample_probs is None: idx = torch.randint(0, N, (batch_size,), generator=generator, device=generator.device)
         else: idx = torch.multinomial(sample_probs.to(generator.device), batch_size, replacement=True, generator=generator)
@@ -331,37 +402,37 @@ def group_balanced_probs(W: torch.Tensor) -> torch.Tensor:
     return (W[:, keep] / mass[keep]).sum(1) / keep.sum()
 
 def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: torch.Tensor, cfg: TrainConfig,
-                  lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, null_cond=None,
-                  sample_probs=None, group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
-    "Stage 2: train only `model.module` with the V-REx objective through the one training loop `fit`."
+                  lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, sample_probs=None,
+                  group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
+    "Stage 2: train only `model.module` (or the LoRA adapters) with the V-REx objective through the one training loop `fit`."
     if not isinstance(model, InvDiffModel) and not getattr(model, 'is_invdiff_lora', False):
         raise TypeError('train_invdiff expects an InvDiffModel(base, module, r) or a model from lora_model(base)')
-    if W.shape[0] != len(x0): raise ValueError(f'W has {W.shape[0]} rows but there are {len(x0)} samples')
+    if W.ndim != 2 or W.shape[0] != len(x0): raise ValueError(f'W must be (N, K) with N={len(x0)} rows, got {tuple(W.shape)}')
     if group_balanced:
         if sample_probs is not None: raise ValueError('pass either sample_probs or group_balanced=True, not both')
         sample_probs = group_balanced_probs(W.detach().cpu())
     model.check_frozen()
     params = list(model.module.parameters()) if isinstance(model, InvDiffModel) else [p for p in model.parameters() if p.requires_grad]
-    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob, null_cond),
-              indexed_batches(x0, cond, batch_size, sample_probs), cfg, device=device, progress=progress, params=params)
+    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob), indexed_batches(x0, cond, batch_size, sample_probs),
+              cfg, device=device, progress=progress, params=params)
     model.check_frozen()
     return res
 
 # %% ../nbs/50_invdiff.ipynb #c042
 def fit_base(model: nn.Module, scheduler, x0: torch.Tensor, cond, cfg: TrainConfig, batch_size: int = 64,
-             cond_drop_prob: float = 0.1, null_cond=None, name: str | None = None, seed: int = 0, device=None,
+             cond_drop_prob: float = 0.1, cache=None, name: str = 'invdiff-base', seed: int = 0, device=None,
              progress: bool = False) -> tuple[nn.Module, float, bool]:
-    "Stage 0: denoising ERM with condition dropout; cached under `name` via `load_or_train`. Returns (model, seconds, loaded)."
-    from invdiff_nb.core import load_or_train
-    loss_fn = invdiff_loss_fn(scheduler, torch.ones(len(x0), 1, device=x0.device), 0.0, cond_drop_prob, null_cond)
+    "Stage 0: denoising ERM with condition dropout. With `cache` (a folder) the weights are stored/loaded there. Returns (model, seconds, loaded)."
+    loss_fn = invdiff_loss_fn(scheduler, torch.ones(len(x0), 1, device=x0.device), 0.0, cond_drop_prob)
     train = lambda m: fit(m, loss_fn, indexed_batches(x0, cond, batch_size), cfg, device=device, progress=progress)
     t0 = time.time()
-    if name is None: train(model); return model, time.time() - t0, False
+    if cache is None: train(model); return model, time.time() - t0, False
     mcfg, scfg = getattr(model, 'config', None), getattr(scheduler, 'config', None)
-    key = dict(model=mcfg.to_dict() if hasattr(mcfg, 'to_dict') else repr(mcfg), scheduler=scfg.to_dict() if hasattr(scfg, 'to_dict') else repr(scfg),
-               train=cfg.to_dict(), batch_size=batch_size, cond_drop_prob=cond_drop_prob, null_cond=repr(null_cond),
+    as_dict = lambda c: c.to_dict() if hasattr(c, 'to_dict') else (dict(c) if c is not None else None)
+    key = dict(model=as_dict(mcfg), scheduler=json.loads(json.dumps(as_dict(scfg), default=str)), train=cfg.to_dict(),
+               batch_size=batch_size, cond_drop_prob=cond_drop_prob,
                data=[list(x0.shape), float(x0.double().sum()), None if cond is None else float(cond.double().sum())])
-    model, loaded = load_or_train(model, name, key, seed, train, verbose=False)
+    model, loaded = load_or_train(model, name, key, seed, train, root=cache, verbose=False)
     return model, time.time() - t0, loaded
 
 # %% ../nbs/50_invdiff.ipynb #c045
@@ -374,7 +445,7 @@ def lora_model(base: nn.Module, rank: int = 4, alpha: float | None = None, targe
     model = inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=target_modules, lora_dropout=0.0),
                                     copy.deepcopy(base))
     for n, p in model.named_parameters(): p.requires_grad_('lora_' in n)
-    n_lora, n_base = count_trainable(model), sum(p.numel() for p in base.parameters())
+    n_lora, n_base = count_params(model, trainable_only=True), count_params(base)
     if n_lora == 0: raise ValueError(f'no layer of the base matches target_modules={target_modules!r}')
     if max_frac is not None and n_lora > max_frac * n_base:
         raise ValueError(f'{n_lora} LoRA parameters > {max_frac:.0%} of the base ({n_base}): lower the rank or pass max_frac=None')
@@ -383,3 +454,387 @@ def lora_model(base: nn.Module, rank: int = 4, alpha: float | None = None, targe
         if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
     model.check_frozen, model.is_invdiff_lora = check_frozen, True
     return model
+
+# %% ../nbs/50_invdiff.ipynb #api001
+@dataclass
+class InvDiffConfig(Config):
+    """The InvDiff recipe. The defaults are what notebook 51 measures best (three benchmarks, several seeds, cpu scale):
+    groups within each condition from the cond-minus-uncond loss contrast, a residual module, group-balanced batches,
+    V-REx with lam = 1. `InvDiffConfig.official()` is the paper's procedure."""
+    # stage 1: the group signal and the groups
+    num_groups: int = 2                 # latent groups per condition value ('cond'), or in total ('all')
+    group_within: str = 'cond'          # 'cond': infer groups inside each condition value (bias is relative to the prompt); 'all'
+    signal: str = 'contrast'            # 'contrast': cond minus uncond loss (same noise); 'loss': the conditional loss
+    signal_timesteps: int = 8           # J: a fixed, seeded grid of timesteps over 2%..98% of T
+    group_objective: str = 'between'    # 'between' (mass-weighted spread, solved exactly) or 'std' (official: projected Adam)
+    loss_batch_size: int = 256          # speed only: the loss matrix does not depend on it
+    # stage 2: the module and its training
+    lam: float = 1.0                    # weight of the V-REx penalty Var_k R_k
+    r: float = 1.0                      # module weight in the mixture
+    mode: str = 'residual'              # 'residual': base + r D; 'convex' (paper): (1 - r) base + r D
+    steps: int = 600                    # optimiser steps of the module
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    lr_schedule: str = 'constant'       # 'constant' or 'cosine' (decay to 0: a less noisy final module)
+    batch_sampling: str = 'group_balanced'   # 'group_balanced' (every inferred group equally often) or 'uniform' (paper)
+    cond_drop_prob: float = 0.1         # condition dropout, so the combined model keeps its unconditional branch
+    module_channels: int | None = None  # channels of the module's first level; None: the largest that fits max_module_frac
+    max_module_frac: float = 0.1        # the module has at most this share of the base's parameters
+    # stage 3: sampling
+    guidance_scale: float = 1.0         # w of eps_u + w (eps_c - eps_u); 1 = the plain conditional model
+    num_inference_steps: int = 20
+    sampler: str = 'ddim'               # with our GaussianScheduler; a diffusers scheduler runs its own rule
+    seed: int = 0
+
+    def __post_init__(self):
+        def choice(name, v, ok):
+            if v not in ok: raise ValueError(f'{name} must be one of {ok}, got {v!r}')
+        def pos_int(name, v, lo=1):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f'{name} must be an int >= {lo}, got {v!r}')
+        pos_int('num_groups', self.num_groups, 2); pos_int('signal_timesteps', self.signal_timesteps)
+        pos_int('loss_batch_size', self.loss_batch_size); pos_int('steps', self.steps); pos_int('batch_size', self.batch_size)
+        pos_int('warmup_steps', self.warmup_steps, 0); pos_int('num_inference_steps', self.num_inference_steps)
+        choice('lr_schedule', self.lr_schedule, ('constant', 'cosine')); choice('group_within', self.group_within, ('cond', 'all')); choice('signal', self.signal, ('contrast', 'loss'))
+        choice('group_objective', self.group_objective, ('between', 'std')); choice('mode', self.mode, ('residual', 'convex'))
+        choice('batch_sampling', self.batch_sampling, ('group_balanced', 'uniform')); choice('sampler', self.sampler, ('ddpm', 'ddim'))
+        if isinstance(self.r, bool) or not 0 < self.r <= 1: raise ValueError(f'r must be in (0, 1], got {self.r!r}')
+        if not self.lam >= 0: raise ValueError(f'lam must be >= 0 (0 switches the invariance penalty off), got {self.lam!r}')
+        if not self.lr > 0 or not math.isfinite(self.lr): raise ValueError(f'lr must be a positive number, got {self.lr!r}')
+        if not 0 <= self.cond_drop_prob < 1: raise ValueError(f'cond_drop_prob must be in [0, 1), got {self.cond_drop_prob!r}')
+        if not 0 < self.max_module_frac <= 1: raise ValueError(f'max_module_frac must be in (0, 1], got {self.max_module_frac!r}')
+        if self.module_channels is not None: pos_int('module_channels', self.module_channels, 4)
+        if not self.guidance_scale >= 0: raise ValueError(f'guidance_scale must be >= 0, got {self.guidance_scale!r}')
+
+    @classmethod
+    def official(cls, **kw) -> 'InvDiffConfig':
+        "The paper's procedure: 4 groups over all samples by unweighted Std (projected Adam), convex r = 0.2, uniform batches."
+        return cls(**{**dict(num_groups=4, group_within='all', group_objective='std', r=0.2, mode='convex',
+                             batch_sampling='uniform'), **kw})
+
+    def group_config(self) -> GroupInferenceConfig:
+        "The stage-1 settings as a `GroupInferenceConfig`."
+        if self.group_objective == 'std': return GroupInferenceConfig.official(num_groups=self.num_groups, seed=self.seed)
+        return GroupInferenceConfig(num_groups=self.num_groups, seed=self.seed)
+
+# %% ../nbs/50_invdiff.ipynb #api004
+def as_model(base: nn.Module, scheduler, null_cond=None) -> nn.Module:
+    "`base` behind the call model(x_t, t, cond): diffusers UNets are wrapped (`DiffusersUNet`), our models pass through."
+    from diffusers import UNet2DModel, UNet2DConditionModel
+    T = scheduler.config.num_train_timesteps
+    if isinstance(base, UNet2DConditionModel): return DiffusersUNet(base, num_train_timesteps=T, null_cond=null_cond)
+    if isinstance(base, UNet2DModel):
+        n = base.config.num_class_embeds
+        return DiffusersUNet(base, null_class=(n - 1 if n else None) if null_cond is None else int(null_cond), num_train_timesteps=T)
+    if not isinstance(base, nn.Module): raise TypeError(f'the base must be an nn.Module called as model(x_t, t, cond), got {type(base).__name__}')
+    if null_cond is not None and getattr(base, 'null_class', None) is None:
+        raise ValueError(f'null_cond is only for diffusers UNets; {type(base).__name__} must know its own null_class')
+    mT = getattr(getattr(base, 'config', None), 'num_train_timesteps', None)
+    if mT is not None and mT != T: raise ValueError(f'the base was built for T={mT} timesteps but the scheduler has T={T}: use its own scheduler')
+    return base
+
+def condition_ids(cond) -> torch.Tensor | None:
+    "One integer per sample naming its condition: the class label, or the index of its distinct embedding (text)."
+    if cond is None: return None
+    cond = torch.as_tensor(cond)
+    if not cond.is_floating_point(): return cond.long().cpu().flatten() if cond.ndim <= 1 else torch.unique(cond.flatten(1), dim=0, return_inverse=True)[1].cpu()
+    return torch.unique(cond.detach().cpu().flatten(1), dim=0, return_inverse=True)[1]
+
+def _sample_shape(model: nn.Module) -> tuple:
+    "(C, H, W) of one sample of the base."
+    if isinstance(model, InvDiffModel): model = model.base
+    if isinstance(model, UNet): c = model.config; return (c.in_channels, c.image_size, c.image_size)
+    if isinstance(model, DiffusersUNet):
+        c = model.unet.config; s = c.sample_size
+        return (c.in_channels, *((s, s) if isinstance(s, int) else tuple(s)))
+    raise TypeError(f'cannot tell the sample shape of a {type(model).__name__}: pass shape=')
+
+# %% ../nbs/50_invdiff.ipynb #api005
+def _check_data(base: nn.Module, x: torch.Tensor, cond):
+    "Clear errors for data that does not fit the base: shape, channels, and a condition of the wrong kind or range."
+    if not isinstance(x, torch.Tensor) or x.ndim != 4: raise ValueError(f'x must be a (N, C, H, W) tensor of images, got {getattr(x, "shape", type(x).__name__)}')
+    if len(x) < 2: raise ValueError(f'need at least 2 training images, got {len(x)}')
+    C, H, W = _sample_shape(base)
+    if tuple(x.shape[1:]) != (C, H, W): raise ValueError(f'the images are {tuple(x.shape[1:])} but the base model generates {(C, H, W)}: resize them')
+    if cond is None:
+        return
+    if len(cond) != len(x): raise ValueError(f'cond has {len(cond)} rows but there are {len(x)} images: one condition per image')
+    cfg = getattr(base, 'config', None)
+    if isinstance(base, UNet) or (isinstance(base, DiffusersUNet) and base.kind == 'class'):
+        n = base.config.num_classes if isinstance(base, UNet) else base.num_class_embeds - (1 if base.null_class is not None else 0)
+        if n is None: raise ValueError('cond was given but the base is unconditional: pass cond=None')
+        cond = torch.as_tensor(cond)
+        if cond.is_floating_point() or cond.ndim != 1: raise ValueError(f'this base takes class labels: cond must be (N,) integers, got {cond.dtype} {tuple(cond.shape)}')
+        if int(cond.min()) < 0 or int(cond.max()) >= n:
+            raise ValueError(f'the data has class labels {int(cond.min())}..{int(cond.max())} but the base knows {n} classes (0..{n - 1}): '
+                             'the base was trained for other conditions')
+    elif isinstance(base, DiffusersUNet) and base.kind == 'text':
+        D = base.unet.config.cross_attention_dim
+        if not isinstance(cond, torch.Tensor) or cond.ndim != 3 or cond.shape[2] != D:
+            raise ValueError(f'this base takes text embeddings: cond must be (N, L, {D}), got {tuple(getattr(cond, "shape", ()))}')
+    elif isinstance(base, DiffusersUNet) and base.kind is None: raise ValueError('cond was given but the base is unconditional: pass cond=None')
+
+# %% ../nbs/50_invdiff.ipynb #api006
+class InvDiff:
+    "Debias a frozen conditional diffusion model without bias labels (Hou et al. 2025): infer_groups -> fit -> sample."
+    def __init__(self, base: nn.Module, scheduler, config: InvDiffConfig | None = None, module: nn.Module | None = None,
+                 null_cond=None):
+        self.config = config if config is not None else InvDiffConfig()
+        if not isinstance(self.config, InvDiffConfig): raise TypeError(f'config must be an InvDiffConfig, got {type(self.config).__name__}')
+        self.scheduler, self.base = scheduler, as_model(base, scheduler, null_cond)
+        c = self.config
+        if module is None: module = make_module(self.base, c.module_channels, c.max_module_frac, c.seed)
+        self.model = InvDiffModel(self.base, module, r=c.r, mode=c.mode, max_frac=c.max_module_frac)
+        self.groups: GroupInference | None = None
+        self.history: list = []
+
+    @property
+    def module(self) -> nn.Module: return self.model.module
+    @property
+    def null_class(self): return self.model.null_class
+    def timesteps(self) -> torch.Tensor:
+        "The fixed grid of timesteps of the group signal (seeded by the config)."
+        return timestep_grid(self.scheduler.config.num_train_timesteps, self.config.signal_timesteps, seed=derive_seed(self.config.seed, 'grid'))
+    def __repr__(self):
+        return (f'InvDiff(base={type(self.base).__name__} {count_params(self.base):,} params, module {count_params(self.module):,} '
+                f'params, groups={"none yet" if self.groups is None else self.groups.num_groups})')
+
+# %% ../nbs/50_invdiff.ipynb #api007
+@patch
+def losses(self: InvDiff, x: torch.Tensor, cond=None, model: nn.Module | None = None, unconditional: bool = False,
+           progress: bool = False) -> torch.Tensor:
+    "Per-sample losses (N, J) of `model` (default: the frozen base) on the config's timestep grid; batch-size free."
+    return loss_matrix(self.base if model is None else model, self.scheduler, x, cond, self.timesteps(), seed=self.config.seed,
+                       batch_size=self.config.loss_batch_size, unconditional=unconditional, progress=progress)
+
+@patch
+def signal(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> torch.Tensor:
+    "The group signal (N,): the mean cond-minus-uncond loss ('contrast') or the mean conditional loss ('loss')."
+    _check_data(self.base, x, cond)
+    Lc = self.losses(x, cond, progress=progress)
+    if self.config.signal == 'loss' or cond is None: return group_signal(Lc)
+    if self.null_class is None:
+        raise ValueError("the contrast signal needs the base's null condition (a model trained with condition dropout); "
+                         "use InvDiffConfig(signal='loss') for a base without one")
+    return group_signal(Lc, self.losses(x, cond, unconditional=True, progress=progress))
+
+@patch
+def infer_groups(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> GroupInference:
+    "Stage 1, label-free: the soft groups W (N, K) from the frozen base's losses (within each condition by default)."
+    s = self.signal(x, cond, progress)
+    within = condition_ids(cond) if self.config.group_within == 'cond' else None
+    self.groups = infer_groups(s, self.config.group_config(), within=within)
+    self.groups.signal = s
+    return self.groups
+
+# %% ../nbs/50_invdiff.ipynb #api008
+@patch
+def fit(self: InvDiff, x: torch.Tensor, cond=None, groups: GroupInference | torch.Tensor | None = None, sample_probs=None,
+        progress: bool = False, device=None) -> TrainResult:
+    "Stage 2: train the module only (the base stays frozen, checked) with V-REx over the groups' rows; returns the `TrainResult`."
+    _check_data(self.base, x, cond)
+    groups = self.groups if groups is None else groups
+    if groups is None: raise ValueError('no groups: call deb.infer_groups(x, cond) first, or pass groups=')
+    W = groups.W if isinstance(groups, GroupInference) else torch.as_tensor(groups, dtype=torch.float32)
+    check_simplex(W)
+    if W.shape[0] != len(x): raise ValueError(f'the groups have {W.shape[0]} rows but there are {len(x)} images: infer them on this data')
+    c = self.config
+    balanced = c.batch_sampling == 'group_balanced' and sample_probs is None and W.shape[1] > 1
+    tcfg = TrainConfig(steps=c.steps, lr=c.lr, warmup_steps=min(c.warmup_steps, c.steps // 2), lr_schedule=c.lr_schedule, seed=derive_seed(c.seed, 'stage2'),
+                       log_every=max(1, min(50, c.steps)))
+    res = train_invdiff(self.model, self.scheduler, x, cond, W.to(x.device), tcfg, lam=c.lam, batch_size=c.batch_size,
+                        cond_drop_prob=c.cond_drop_prob if cond is not None else 0.0, sample_probs=sample_probs,
+                        group_balanced=balanced, device=device if device is not None else x.device, progress=progress)
+    if isinstance(groups, GroupInference): self.groups = groups
+    self.history = res.losses
+    return res
+
+@patch
+def group_risks(self: InvDiff, x: torch.Tensor, cond=None, groups: GroupInference | None = None, model: nn.Module | None = None) -> torch.Tensor:
+    "Risks R_k (K,) of `model` (default: the debiased model) per group, from its losses on the fixed timestep grid."
+    groups = self.groups if groups is None else groups
+    if groups is None: raise ValueError('no groups: call infer_groups first, or pass groups=')
+    return group_risks(self.losses(x, cond, self.model if model is None else model).mean(1), groups.W)[0]
+
+# %% ../nbs/50_invdiff.ipynb #api009
+@patch
+def sample(self: InvDiff, cond=None, w: float | None = None, num_samples: int | None = None,
+           num_inference_steps: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
+           model: nn.Module | None = None, progress: bool = False) -> torch.Tensor:
+    "Stage 3: samples of the debiased model (or `model`) for `cond`, through the one sampler with classifier-free guidance w."
+    c, model = self.config, self.model if model is None else model
+    w = c.guidance_scale if w is None else float(w)
+    n = len(cond) if cond is not None else num_samples
+    if n is None: raise ValueError('pass cond (one condition per sample) or num_samples for an unconditional base')
+    dev = next(self.model.parameters()).device
+    if generator is None: generator = make_generator(derive_seed(c.seed if seed is None else seed, 'invdiff-sample'), dev)
+    if cond is not None and w != 1: model = CFGModel(model, w)
+    ours = 'sampler' in inspect.signature(self.scheduler.set_timesteps).parameters
+    sampler = c.sampler if ours else ('ddim' if 'eta' in inspect.signature(self.scheduler.step).parameters else 'ddpm')
+    return sample(model, self.scheduler, (n, *_sample_shape(self.model)), num_inference_steps=c.num_inference_steps
+                  if num_inference_steps is None else num_inference_steps, sampler=sampler, cond=cond, generator=generator,
+                  device=dev, progress=progress)
+
+# %% ../nbs/50_invdiff.ipynb #api011
+def _weights_hash(model: nn.Module) -> str:
+    "SHA-256 of a model's weights (names, shapes and bytes): identifies the exact base a module was trained for."
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
+def _jsonable(cfg) -> dict:
+    d = cfg.to_dict() if hasattr(cfg, 'to_dict') else {k: v for k, v in dict(cfg).items() if not k.startswith('_')}
+    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+def _describe(model: nn.Module) -> dict:
+    "Class and config of a module we can rebuild: our UNet, or a DiffusersUNet."
+    if isinstance(model, UNet): return dict(kind='unet', config=model.config.to_dict())
+    if isinstance(model, DiffusersUNet):
+        return dict(kind='diffusers', unet_class=type(model.unet).__name__, config=_jsonable(model.unet.config),
+                    null_class=model.null_class if model.kind != 'text' else None, num_train_timesteps=model.num_train_timesteps)
+    raise TypeError(f'save_pretrained can rebuild our UNet or a DiffusersUNet module, not a {type(model).__name__}: '
+                    'save your own module with torch/safetensors')
+
+def _rebuild(desc: dict) -> nn.Module:
+    if desc['kind'] == 'unet': return UNet(UNetConfig.from_dict(desc['config']))
+    import diffusers
+    net = getattr(diffusers, desc['unet_class']).from_config(desc['config'])
+    return DiffusersUNet(net, null_class=desc['null_class'], num_train_timesteps=desc['num_train_timesteps'])
+
+def _save_tensors(tensors: dict, path: Path) -> str:
+    from safetensors.torch import save_file
+    fd, tmp = temp_beside(path); os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp); os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp): os.remove(tmp)
+        raise
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+# %% ../nbs/50_invdiff.ipynb #api012
+@patch
+def save_pretrained(self: InvDiff, save_directory) -> Path:
+    "Write the module, the recipe and the groups (never the base) into `save_directory`, each file atomically, the JSON last."
+    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+    desc, base_desc = _describe(self.module), _describe(self.base)
+    sha = {'module.safetensors': _save_tensors(self.module.state_dict(), d / 'module.safetensors')}
+    if self.groups is not None:
+        g = self.groups; t = dict(W=g.W, risks=g.risks, mass=g.mass)
+        if g.partition is not None: t['partition'] = g.partition
+        if getattr(g, 'signal', None) is not None: t['signal'] = g.signal
+        sha['groups.safetensors'] = _save_tensors(t, d / 'groups.safetensors')
+    elif (d / 'groups.safetensors').exists(): os.remove(d / 'groups.safetensors')
+    meta = dict(format='invdiff_nb.invdiff.v1', version=__import__('invdiff_nb').__version__, config=self.config.to_dict(),
+                module=desc, base=dict(**base_desc, num_params=count_params(self.base), weights_sha256=_weights_hash(self.base)),
+                files=sha)
+    atomic_write_text(d / 'invdiff_config.json', json.dumps(meta, indent=2))
+    return d
+
+# %% ../nbs/50_invdiff.ipynb #api013
+@patch(cls_method=True)
+def from_pretrained(cls: InvDiff, save_directory, base: nn.Module, scheduler, null_cond=None, strict: bool = True) -> InvDiff:
+    "Load a folder written by `save_pretrained` onto `base`; refuses a folder saved for another base (`strict=False`: same architecture, other weights)."
+    from safetensors.torch import load_file
+    d = Path(save_directory); f = d / 'invdiff_config.json'
+    if not f.exists(): raise FileNotFoundError(f'{d} has no invdiff_config.json: pass a folder written by InvDiff.save_pretrained')
+    meta = json.loads(f.read_text())
+    if meta.get('format') != 'invdiff_nb.invdiff.v1': raise ValueError(f'{f} is not an InvDiff module folder (format {meta.get("format")!r})')
+    for name, digest in meta['files'].items():
+        p = d / name
+        if not p.exists() or hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            raise ValueError(f'{p} is missing or does not match {f} (an interrupted or mixed save): save the module again')
+    wrapped = as_model(base, scheduler, null_cond)
+    want, have = meta['base'], _describe(wrapped)
+    if want['kind'] != have['kind'] or want['config'] != have['config'] or want.get('unet_class') != have.get('unet_class'):
+        diff = sorted(k for k in set(want['config']) | set(have['config']) if want['config'].get(k) != have['config'].get(k))
+        raise ValueError(f'{d} was saved for another base ({want.get("unet_class", want["kind"])}; config differs in {diff or "its class"}): '
+                         'load it onto the base it was trained for')
+    if strict and want['weights_sha256'] != _weights_hash(wrapped):
+        raise ValueError(f'{d} was trained for other weights of this architecture (the base weights hash differs): load it onto the '
+                         'same base, or pass strict=False if you changed the base on purpose')
+    module = _rebuild(meta['module'])
+    module.load_state_dict(load_file(str(d / 'module.safetensors')))
+    deb = cls(wrapped, scheduler, InvDiffConfig.from_dict(meta['config']), module=module)
+    if 'groups.safetensors' in meta['files']:
+        t = load_file(str(d / 'groups.safetensors'))
+        deb.groups = GroupInference(W=t['W'], risks=t['risks'], mass=t['mass'], partition=t.get('partition'), signal=t.get('signal'))
+    return deb
+
+# %% ../nbs/50_invdiff.ipynb #api015
+class DiffusersInvDiffUNet(nn.Module):
+    "A debiased `InvDiffModel` with a diffusers UNet's call and attributes (drop-in for `pipe.unet`)."
+    def __init__(self, model: InvDiffModel):
+        super().__init__(); self.model = model
+    @property
+    def config(self):
+        b = self.model.base
+        if isinstance(b, DiffusersUNet): return b.unet.config
+        from diffusers.configuration_utils import FrozenDict
+        c = b.config
+        return FrozenDict(sample_size=c.image_size, in_channels=c.in_channels, out_channels=c.out_channels or c.in_channels,
+                          num_class_embeds=None if c.num_classes is None else c.num_classes + 1, num_train_timesteps=c.num_train_timesteps)
+    @property
+    def dtype(self): return next(self.model.parameters()).dtype
+    @property
+    def device(self): return next(self.model.parameters()).device
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states=None, class_labels=None, return_dict: bool = True, **kwargs):
+        from diffusers.models.unets.unet_2d import UNet2DOutput
+        t = torch.as_tensor(timestep, device=sample.device)
+        if t.is_floating_point() and torch.equal(t, t.round()): t = t.long()      # pipelines pass integer-valued floats
+        t = t.expand(sample.shape[0]) if t.ndim == 0 else t
+        out = self.model(sample, t, encoder_hidden_states if encoder_hidden_states is not None else class_labels)
+        return UNet2DOutput(sample=out) if return_dict else (out,)
+
+@patch
+def as_diffusers_unet(self: InvDiff) -> DiffusersInvDiffUNet:
+    "The debiased model as a drop-in for a diffusers pipeline's `unet`."
+    return DiffusersInvDiffUNet(self.model)
+
+# %% ../nbs/50_invdiff.ipynb #api017
+CONTROLS = ('lam0', 'random', 'oracle', 'balanced', 'jtt')
+
+def _one_group(N: int) -> GroupInference:
+    return GroupInference(W=torch.ones(N, 1), risks=torch.zeros(1), mass=torch.tensor([float(N)]))
+
+def _true_groups(cond, bias, N: int, within: bool) -> torch.Tensor:
+    bias = torch.as_tensor(bias).long().cpu().flatten()
+    if bias.shape != (N,): raise ValueError(f'bias must give one label per sample ({N},), got {tuple(bias.shape)}')
+    ids = condition_ids(cond) if (within and cond is not None) else torch.zeros(N, dtype=torch.long)
+    return torch.unique(ids * (int(bias.max()) + 1) + bias, return_inverse=True)[1]
+
+def fit_control(kind: str, base: nn.Module, scheduler, x: torch.Tensor, cond=None, config: InvDiffConfig | None = None,
+                groups: GroupInference | None = None, bias=None, jtt_fraction: float = 0.1, jtt_upweight: float = 10.0,
+                null_cond=None, progress: bool = False) -> InvDiff:
+    "Fit one control with InvDiff's module, budget and sampling: 'lam0', 'random', 'oracle' (labels), 'balanced' (labels) or 'jtt'."
+    if kind not in CONTROLS: raise ValueError(f'unknown control {kind!r}: choose one of {CONTROLS}')
+    if kind in ('oracle', 'balanced') and bias is None:
+        raise ValueError(f"the '{kind}' control uses the true bias labels (a reference, not a method): pass bias=")
+    if not 0 < jtt_fraction < 1 or not jtt_upweight >= 1: raise ValueError('need 0 < jtt_fraction < 1 and jtt_upweight >= 1')
+    config = config if config is not None else InvDiffConfig()
+    deb, N = InvDiff(base, scheduler, config.replace(lam=0.0) if kind == 'lam0' else config, null_cond=null_cond), len(x)
+    if kind in ('lam0', 'random', 'jtt') and groups is None: groups = deb.infer_groups(x, cond, progress=progress)
+    within = config.group_within == 'cond' and cond is not None
+    if kind == 'lam0': deb.fit(x, cond, groups, progress=progress)
+    elif kind == 'random':
+        g, K = make_generator(derive_seed(config.seed, 'random-groups')), groups.num_groups
+        part = groups.partition if groups.partition is not None else torch.zeros(K, dtype=torch.long)
+        ids = condition_ids(cond) if groups.partition is not None else torch.zeros(N, dtype=torch.long)
+        cols = [torch.nonzero(part == v).flatten() for v in ids.tolist()]                 # the groups of each sample's partition
+        pick = torch.stack([c[torch.randint(0, len(c), (1,), generator=g)][0] for c in cols])
+        deb.fit(x, cond, F.one_hot(pick, K).float(), progress=progress)
+    elif kind == 'oracle': deb.fit(x, cond, F.one_hot(_true_groups(cond, bias, N, within)).float(), progress=progress)
+    elif kind == 'balanced':
+        tg = _true_groups(cond, bias, N, True); n = torch.bincount(tg).double()
+        deb.fit(x, cond, _one_group(N), sample_probs=1.0 / n[tg], progress=progress)
+    else:
+        s, p = groups.signal, torch.ones(N, dtype=torch.float64)
+        if s is None: raise ValueError("the 'jtt' control ranks samples by the group signal: pass groups from InvDiff.infer_groups")
+        ids = condition_ids(cond) if within else torch.zeros(N, dtype=torch.long)
+        for v in ids.unique():
+            idx = (ids == v).nonzero().flatten(); k = max(1, int(jtt_fraction * len(idx)))
+            p[idx[s[idx].topk(k).indices]] = jtt_upweight
+        deb.fit(x, cond, _one_group(N), sample_probs=p, progress=progress)
+    if kind in ('lam0', 'jtt'): deb.groups = groups
+    return deb

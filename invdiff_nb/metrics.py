@@ -13,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Config, lookup_profile, load_or_train, make_generator, get_device
+from .core import Config, Pretrained, batched, eval_mode, get_device, load_or_train, make_generator, preset
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSIFIER_PRESETS', 'ClassifierConfig', 'DigitClassifier', 'random_shift', 'fit_classifier',
@@ -37,7 +37,7 @@ class ClassifierConfig(Config):
     max_shift: int = 1       # augmentation: random translation by up to this many pixels
     data_seed: int = 0       # seed of the train/test split of the digits
 
-class DigitClassifier(nn.Module):
+class DigitClassifier(Pretrained, nn.Module):
     "Small CNN for digits; `features(x)` is the penultimate layer."
     def __init__(self, config: ClassifierConfig):
         super().__init__()
@@ -156,11 +156,8 @@ def precision_recall(real_feats, fake_feats, k: int = 3) -> tuple[float, float]:
 @torch.no_grad()
 def predict(classifier: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     "Predicted classes (N,) of images x, in eval mode, batched; on x's device."
-    was = classifier.training; classifier.eval()
-    dev = next(classifier.parameters()).device
-    out = torch.cat([classifier(x[i:i + batch_size].to(dev)).argmax(-1).to(x.device) for i in range(0, len(x), batch_size)])
-    classifier.train(was)
-    return out
+    with eval_mode(classifier):
+        return batched(lambda xb: classifier(xb).argmax(-1), x, batch_size, next(classifier.parameters()).device).to(x.device)
 
 def class_accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     "Share of images x (N, C, H, W) that `classifier` assigns to their labels y (N,)."
@@ -176,9 +173,9 @@ DIGIT_CLASSIFIER_PRESETS = {
     'gpu':   ClassifierConfig(image_size=32, width=32, feat_dim=64, steps=2000, batch_size=256),
 }
 
-def digit_classifier_config(profile: str) -> ClassifierConfig:
-    "The evaluation classifier's config for a run profile."
-    return lookup_profile(DIGIT_CLASSIFIER_PRESETS, profile, 'classifier profile')
+def digit_classifier_config(profile: str, **changes) -> ClassifierConfig:
+    "The evaluation classifier's config for a run profile (with `changes` applied)."
+    return preset(DIGIT_CLASSIFIER_PRESETS, profile, 'classifier profile', **changes)
 
 class DigitEvaluator:
     "FD / precision / recall / class accuracy of generated digits vs. the test set, in our classifier's features."
@@ -207,9 +204,9 @@ class DigitEvaluator:
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "Classifier features (N, feat_dim) of images x, float64 on the CPU."
-        dev = next(self.classifier.parameters()).device
-        return torch.cat([self.classifier.features(x[i:i + self.batch_size].to(dev)).double().cpu()
-                          for i in range(0, len(x), self.batch_size)])
+        with eval_mode(self.classifier):
+            return batched(lambda xb: self.classifier.features(xb).double().cpu(), x, self.batch_size,
+                           next(self.classifier.parameters()).device)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         "fd, precision, recall (and accuracy if labels y are given) of images x vs. the test set."

@@ -4,14 +4,16 @@
 
 # %% ../nbs/12_models.ipynb #c002
 from __future__ import annotations
-import math
+import json, math, os
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
-from .core import Config, lookup_profile
+from .core import Config, Pretrained, atomic_write_text, preset, temp_beside
 
 # %% auto #0
 __all__ = ['UNET_PRESETS', 'as_timesteps', 'timestep_embedding', 'TimeEmbedding', 'ResBlock', 'SelfAttention', 'Downsample',
@@ -141,7 +143,7 @@ class UNetConfig(Config):
         return self
 
 # %% ../nbs/12_models.ipynb #c026
-class UNet(nn.Module):
+class UNet(Pretrained, nn.Module):
     "A small DDPM UNet: eps_theta(x_t, t, cond). See `UNetConfig`."
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -181,6 +183,7 @@ class UNet(nn.Module):
         return self.out(h)
 
 # %% ../nbs/12_models.ipynb #c028
+@patch
 def _check_input(self: UNet, x_t):
     c, f = self.config, 2 ** (len(self.config.channel_mults) - 1)
     if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4:
@@ -191,6 +194,7 @@ def _check_input(self: UNet, x_t):
         raise ValueError(f'x_t is {x_t.shape[2]}x{x_t.shape[3]}: height and width must be divisible by {f} '
                          f'({len(c.channel_mults)} levels); the model was built for {c.image_size}x{c.image_size}')
 
+@patch
 def _class_labels(self: UNet, cond, batch_size: int, device):
     K = self.config.num_classes
     if K is None:
@@ -206,14 +210,13 @@ def _class_labels(self: UNet, cond, batch_size: int, device):
         raise ValueError(f'class labels must lie in [0, {K}] ({K} classes, null class {K}), got [{cond.min().item()}, {cond.max().item()}]')
     return cond.long()
 
-def _embed(self: UNet, x_t, t, cond):
+@patch
+def embed(self: UNet, x_t, t, cond):
     "Checks the inputs; returns the time (+ class) embedding (B, 4*base_channels)."
     self._check_input(x_t)
     emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
     labels = self._class_labels(cond, x_t.shape[0], x_t.device)
     return emb if labels is None else emb + self.class_embed(labels)
-
-UNet._check_input, UNet._class_labels, UNet.embed = _check_input, _class_labels, _embed
 
 # %% ../nbs/12_models.ipynb #c029
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -230,12 +233,13 @@ UNET_PRESETS = {
 
 def unet_config(profile: str, **changes) -> UNetConfig:
     "The `UNetConfig` preset for `profile` ('smoke', 'cpu', 'gpu') with `changes` applied (e.g. num_classes=10)."
-    return lookup_profile(UNET_PRESETS, profile, 'UNet preset').replace(**changes).validate()
+    return preset(UNET_PRESETS, profile, 'UNet preset', **changes).validate()
 
 # %% ../nbs/12_models.ipynb #c037
 class DiffusersUNet(nn.Module):
-    "Wrap a diffusers UNet2DModel / UNet2DConditionModel as `model(x_t, t, cond=None)`."
-    def __init__(self, unet: nn.Module, null_class: int | None = None, num_train_timesteps: int | None = 1000):
+    "Wrap a diffusers UNet2DModel / UNet2DConditionModel as `model(x_t, t, cond=None)`; it knows its null condition and T."
+    def __init__(self, unet: nn.Module, null_class: int | None = None, num_train_timesteps: int | None = 1000,
+                 null_cond: torch.Tensor | None = None):
         super().__init__()
         from diffusers import UNet2DModel, UNet2DConditionModel
         if not isinstance(unet, (UNet2DModel, UNet2DConditionModel)):
@@ -246,14 +250,24 @@ class DiffusersUNet(nn.Module):
         if null_class is not None and not (self.kind == 'class' and 0 <= null_class < self.num_class_embeds):
             raise ValueError(f'null_class {null_class} is not a class of this UNet (num_class_embeds={self.num_class_embeds}): '
                              'build the diffusers UNet with num_class_embeds = num_classes + 1 to have a null class')
+        if null_cond is not None:
+            null_cond = torch.as_tensor(null_cond, dtype=torch.float32)
+            if self.kind != 'text' or null_cond.ndim not in (2, 3) or null_cond.shape[-1] != unet.config.cross_attention_dim:
+                raise ValueError(f'null_cond is the embedding of the empty prompt, (L, {getattr(unet.config, "cross_attention_dim", "D")}) '
+                                 f'for a UNet2DConditionModel; got {tuple(null_cond.shape)} for a {type(unet).__name__}')
+            null_cond = null_cond.reshape(-1, null_cond.shape[-1])          # (L, D)
+        self.register_buffer('null_cond', null_cond)
         self._null_class = null_class
     @property
-    def null_class(self): return self._null_class
+    def null_class(self):
+        "The null condition: the null class index (class labels) or the null prompt embedding (L, D) (text)."
+        return self.null_cond if self.kind == 'text' else self._null_class
     @property
     def config(self): return self.unet.config
 
 # %% ../nbs/12_models.ipynb #c038
-def _diffusers_forward(self: DiffusersUNet, x_t, t, cond=None):
+@patch
+def forward(self: DiffusersUNet, x_t, t, cond=None):
     cfg = self.unet.config
     if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4: raise ValueError(f'x_t must be a (B, C, H, W) tensor, got {getattr(x_t, "shape", type(x_t).__name__)}')
     if x_t.shape[1] != cfg.in_channels: raise ValueError(f'x_t has {x_t.shape[1]} channels but the UNet has in_channels={cfg.in_channels}')
@@ -277,4 +291,39 @@ def _diffusers_forward(self: DiffusersUNet, x_t, t, cond=None):
         raise ValueError(f'class labels must have shape ({B},) and lie in [0, {self.num_class_embeds - 1}], got {tuple(cond.shape)}')
     return self.unet(x_t, t, class_labels=cond).sample
 
-DiffusersUNet.forward = _diffusers_forward
+# %% ../nbs/12_models.ipynb #lead000
+@patch
+def save_pretrained(self: DiffusersUNet, save_directory) -> Path:
+    "diffusers' own files for the UNet, plus `invdiff_adapter.json` (null class, T) and the null prompt embedding."
+    from safetensors.torch import save_file
+    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+    self.unet.save_pretrained(d)                    # config.json + diffusion_pytorch_model.safetensors (diffusers writes them)
+    meta = dict(_class_name='DiffusersUNet', unet_class=type(self.unet).__name__, null_class=self._null_class,
+                num_train_timesteps=self.num_train_timesteps, null_cond=self.null_cond is not None)
+    if self.null_cond is not None:
+        fd, tmp = temp_beside(d / 'null_cond.safetensors'); os.close(fd)
+        try: save_file({'null_cond': self.null_cond.detach().cpu().contiguous()}, tmp); os.replace(tmp, d / 'null_cond.safetensors')
+        except BaseException:
+            if os.path.exists(tmp): os.remove(tmp)
+            raise
+    atomic_write_text(d / 'invdiff_adapter.json', json.dumps(meta, indent=2))
+    return d
+
+@patch(cls_method=True)
+def from_pretrained(cls: DiffusersUNet, save_directory, **kwargs) -> DiffusersUNet:
+    "Load a folder written by `save_pretrained` (or a plain diffusers UNet folder: then pass null_class / num_train_timesteps)."
+    import diffusers
+    d = Path(save_directory)
+    if not (d / 'config.json').exists():
+        raise FileNotFoundError(f'{d} has no config.json: pass the folder of a saved diffusers UNet (a pipeline\'s "unet" subfolder)')
+    name = json.loads((d / 'config.json').read_text()).get('_class_name')
+    if name not in ('UNet2DModel', 'UNet2DConditionModel'):
+        raise ValueError(f'{d}/config.json describes a {name!r}; DiffusersUNet loads a UNet2DModel or UNet2DConditionModel')
+    unet = getattr(diffusers, name).from_pretrained(d)
+    meta = json.loads((d / 'invdiff_adapter.json').read_text()) if (d / 'invdiff_adapter.json').exists() else {}
+    kw = dict(null_class=meta.get('null_class'), num_train_timesteps=meta.get('num_train_timesteps', 1000))
+    if meta.get('null_cond'):
+        from safetensors.torch import load_file
+        kw['null_cond'] = load_file(str(d / 'null_cond.safetensors'))['null_cond']
+    kw.update(kwargs)
+    return cls(unet, **kw)

@@ -13,13 +13,12 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Config
-from .ddpm import custom_timesteps
-from .models import TimeEmbedding, ResBlock, Downsample, as_timesteps
+from .core import eval_mode
+from .ddpm import custom_timesteps, null_condition
+from .models import as_timesteps
 
 # %% auto #0
-__all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'NoisyClassifierConfig', 'NoisyClassifier',
-           'noisy_classifier_loss', 'noisy_accuracy', 'CFGModel', 'ClassifierGuidance']
+__all__ = ['step_outputs', 'configure_scheduler', 'Trajectory', 'sample', 'CFGModel', 'ClassifierGuidance']
 
 # %% ../nbs/13_sampling.ipynb #c007
 def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -47,7 +46,8 @@ def configure_scheduler(scheduler, num_inference_steps: int | None, sampler: str
     has_eta = 'eta' in inspect.signature(scheduler.step).parameters              # diffusers: the class is the sampler
     if (sampler == 'ddim') != has_eta:
         raise ValueError(f'sampler={sampler!r} does not match {type(scheduler).__name__}: with diffusers use DDPMScheduler '
-                         'for "ddpm" and DDIMScheduler for "ddim" (our GaussianScheduler does both)')
+                         'for "ddpm" and DDIMScheduler for "ddim" (our GaussianScheduler does both); other diffusers schedulers '
+                         '(Euler, DPM-Solver, ...) run their own rule with the default sampler="ddpm" and eta=0')
     if timesteps is None: scheduler.set_timesteps(n)
     elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters:        # the same checks and errors as ours
         scheduler.set_timesteps(timesteps=custom_timesteps(T, timesteps).tolist())
@@ -79,7 +79,7 @@ def _sampling_device(model, generator, device) -> torch.device:
 def sample(model, scheduler, shape, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, cond=None,
            generator: torch.Generator | None = None, device=None, progress: bool = False, return_trajectory: bool = False,
            hooks: Sequence[Callable] = (), timesteps: Sequence[int] | None = None):
-    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `num_inference_steps` steps (or your own `timesteps`)."
+    "Samples x_0 of `shape` by the reverse process from the prior x_T: ancestral ('ddpm') or DDIM, `num_inference_steps` steps (or your own `timesteps`); any diffusers scheduler drives its own rule."
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape): raise ValueError(f'shape must be positive ints (B, ...), got {shape}')
     device = _sampling_device(model, generator, device)
@@ -87,92 +87,24 @@ def sample(model, scheduler, shape, num_inference_steps: int | None = None, samp
     if hasattr(scheduler, 'prior_sample'): x = scheduler.prior_sample(shape, generator, device)   # discrete (D3PM) prior
     else: x = torch.randn(shape, generator=generator, device=device) * float(getattr(scheduler, 'init_noise_sigma', 1.0))
     cond = cond.to(device) if isinstance(cond, torch.Tensor) else cond
-    ts = [int(t) for t in scheduler.timesteps]
-    training = model.training if isinstance(model, nn.Module) else None
-    if training is not None: model.eval()
-    try:
+    ts = scheduler.timesteps.tolist()           # ints, or floats for schedulers on a continuous grid (diffusers' Euler, ...)
+    scale = getattr(scheduler, 'scale_model_input', lambda x_, t_: x_)          # identity for DDPM / DDIM; Euler rescales x_t
+    if 'generator' in inspect.signature(scheduler.step).parameters: step_kw['generator'] = generator   # (Heun-type steps draw no noise)
+    with eval_mode(model):
         for h in hooks: x = h(x, ts[0])                                          # e.g. anchor known positions in x_T
         xs, x0s = [x.cpu()], []
         for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} sampling', leave=False)):
             with torch.no_grad():
-                out = model(x, torch.full((shape[0],), t, device=device, dtype=torch.long), cond)
-                x_new, x0 = step_outputs(scheduler.step(out, t, x, generator=generator, **step_kw))
+                t_in = torch.full((shape[0],), t, device=device, dtype=torch.long if isinstance(t, int) else torch.float32)
+                out = model(scale(x, t), t_in, cond)
+                x_new, x0 = step_outputs(scheduler.step(out, t, x, **step_kw))
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             for h in hooks: x_new = h(x_new, t_prev, x_t=x, t=t, pred_x0=x0)    # edit x_{t-1} (control, infilling)
             x = x_new
             if return_trajectory: xs.append(x.cpu()); x0s.append(x0.cpu())
-    finally:
-        if training is not None: model.train(training)
     return (x, Trajectory(torch.tensor(ts), torch.stack(xs), torch.stack(x0s))) if return_trajectory else x
 
-# %% ../nbs/13_sampling.ipynb #c026
-@dataclass
-class NoisyClassifierConfig(Config):
-    "Sizes of a `NoisyClassifier`."
-    in_channels: int = 1
-    image_size: int = 16
-    num_classes: int = 10
-    base_channels: int = 16
-    channel_mults: tuple[int, ...] = (1, 2, 4)
-    norm_groups: int = 8
-    dropout: float = 0.0
-    num_train_timesteps: int = 1000
-
-class NoisyClassifier(nn.Module):
-    "Logits of p_phi(y | x_t, t): time-conditioned residual blocks, down-sampling, pooling, a linear head."
-    def __init__(self, config: NoisyClassifierConfig):
-        super().__init__()
-        c = self.config = config
-        emb, ch = 4 * c.base_channels, c.base_channels
-        if c.image_size % 2 ** (len(c.channel_mults) - 1): raise ValueError(f'image_size {c.image_size} must be divisible by {2 ** (len(c.channel_mults) - 1)}')
-        self.time_embed, self.conv_in, self.blocks = TimeEmbedding(c.base_channels, emb), nn.Conv2d(c.in_channels, ch, 3, padding=1), nn.ModuleList()
-        for i, m in enumerate(c.channel_mults):
-            self.blocks.append(ResBlock(ch, c.base_channels * m, emb, c.dropout, c.norm_groups)); ch = c.base_channels * m
-            if i < len(c.channel_mults) - 1: self.blocks.append(Downsample(ch))
-        self.head = nn.Sequential(nn.GroupNorm(c.norm_groups, ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, c.num_classes))
-    def forward(self, x_t, t):
-        if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4 or x_t.shape[1] != self.config.in_channels:
-            raise ValueError(f'x_t must be (B, {self.config.in_channels}, H, W), got {getattr(x_t, "shape", type(x_t).__name__)}')
-        emb = self.time_embed(as_timesteps(t, x_t.shape[0], self.config.num_train_timesteps, x_t.device))
-        h = self.conv_in(x_t)
-        for blk in self.blocks: h = blk(h, emb)
-        return self.head(h)
-
-# %% ../nbs/13_sampling.ipynb #c027
-def noisy_classifier_loss(scheduler, t_max: int | None = None):
-    "A `fit` loss: cross-entropy of classifier(x_t, t), x_t ~ q(x_t | x_0) with t uniform in [0, t_max) (default: all of [0, T))."
-    T = scheduler.config.num_train_timesteps
-    t_max = T if t_max is None else t_max
-    if not 1 <= t_max <= T: raise ValueError(f't_max must be in [1, {T}], got {t_max}')
-    def loss_fn(model, batch, g):
-        x0, y = batch
-        t = torch.randint(0, t_max, (x0.shape[0],), generator=g, device=g.device).to(x0.device)
-        noise = torch.randn(x0.shape, generator=g, device=g.device).to(x0.device)
-        return F.cross_entropy(model(scheduler.add_noise(x0, noise, t), t), y)
-    return loss_fn
-
-@torch.no_grad()
-def noisy_accuracy(classifier, scheduler, x0, y, t: int, generator=None, batch_size: int = 500) -> float:
-    "Accuracy of classifier(x_t, t) on x_t ~ q(x_t | x0) at one timestep t."
-    training = classifier.training; classifier.eval()
-    hits = 0
-    for i in range(0, len(x0), batch_size):
-        xb = x0[i:i + batch_size]
-        noise = torch.randn(xb.shape, generator=generator, device=xb.device if generator is None else generator.device).to(xb.device)
-        tb = torch.full((len(xb),), t, device=xb.device, dtype=torch.long)
-        hits += (classifier(scheduler.add_noise(xb, noise, tb), tb).argmax(-1) == y[i:i + batch_size]).sum().item()
-    classifier.train(training)
-    return hits / len(x0)
-
 # %% ../nbs/13_sampling.ipynb #c031
-def _null_batch(null_cond, cond: torch.Tensor) -> torch.Tensor:
-    "The null condition shaped like `cond`: a class index, one embedding, or a full batch."
-    if isinstance(null_cond, int): return torch.full_like(cond, null_cond)
-    null = torch.as_tensor(null_cond, device=cond.device, dtype=cond.dtype)
-    if null.shape == cond.shape: return null
-    if null.shape == cond.shape[1:] or (null.ndim == cond.ndim and null.shape[0] == 1): return null.expand(cond.shape)
-    raise ValueError(f'null_cond of shape {tuple(null.shape)} does not fit cond of shape {tuple(cond.shape)}')
-
 class CFGModel(nn.Module):
     "Classifier-free guidance as a model: eps(x, null) + w * (eps(x, cond) - eps(x, null)), both in one batched forward."
     def __init__(self, model, w: float, null_cond=None):
@@ -187,7 +119,7 @@ class CFGModel(nn.Module):
         if cond is None: raise ValueError('CFGModel needs cond (the condition to guide towards); for unconditional samples call the model itself')
         cond = torch.as_tensor(cond, device=x_t.device)
         if cond.ndim == 0: cond = cond.expand(x_t.shape[0])
-        null = _null_batch(self.null_cond, cond)
+        null = null_condition(self.null_cond, cond)
         if self.w == 1: return self.model(x_t, t, cond)          # the unconditional branch has weight 0
         if self.w == 0: return self.model(x_t, t, null)          # the conditional branch has weight 0
         t = as_timesteps(t, x_t.shape[0], None, x_t.device)

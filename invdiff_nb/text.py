@@ -12,9 +12,10 @@ from typing import Iterable, Sequence
 
 # %% auto #0
 __all__ = ['FIELDS', 'E2E_VALUES', 'SLOT_PHRASES', 'SLOT_FIELD', 'OPENINGS', 'SUBJECTS', 'CLAUSES', 'PAD', 'START', 'END', 'UNK',
-           'SPECIALS', 'validate_mr', 'format_mr', 'parse_mr_string', 'tokenize', 'detokenize', 'compile_template',
-           'sentence_patterns', 'realize', 'random_mr', 'make_corpus', 'ParseError', 'parse_sentence', 'try_parse',
-           'write_e2e_csv', 'read_e2e_csv', 'write_e2e_like', 'Vocab', 'block_length']
+           'SPECIALS', 'check_field_value', 'validate_mr', 'format_mr', 'parse_mr_string', 'tokenize', 'detokenize',
+           'compile_template', 'sentence_patterns', 'realize', 'random_mr', 'make_corpus', 'ParseError',
+           'parse_sentence', 'try_parse', 'write_e2e_csv', 'read_e2e_csv', 'write_e2e_like', 'Vocab', 'block_length',
+           'scan_slots', 'mentions', 'slot_recall']
 
 # %% ../nbs/30_text.ipynb #c006
 FIELDS = ('name', 'eatType', 'food', 'priceRange', 'customer rating', 'area', 'familyFriendly', 'near')
@@ -38,12 +39,16 @@ E2E_VALUES = {
              'Yippee Noodle Bar', 'The Six Bells'),
 }
 
+def check_field_value(field: str, value: str) -> str:
+    "`value` if it is one of the values of the E2E field `field`; a KeyError (unknown field) or ValueError (unknown value) otherwise."
+    if field not in E2E_VALUES: raise KeyError(f'unknown E2E field {field!r}: fields are {list(FIELDS)}')
+    if value not in E2E_VALUES[field]: raise ValueError(f'unknown value {value!r} for field {field!r}: choose one of {list(E2E_VALUES[field])}')
+    return value
+
 def validate_mr(mr: dict) -> dict:
     "Check an MR (field -> value) against the E2E fields and value sets; returns it in canonical field order."
     if not isinstance(mr, dict): raise TypeError(f'an MR is a dict field -> value, got {type(mr).__name__}')
-    for f, v in mr.items():
-        if f not in E2E_VALUES: raise KeyError(f'unknown E2E field {f!r}: fields are {list(FIELDS)}')
-        if v not in E2E_VALUES[f]: raise ValueError(f'unknown value {v!r} for field {f!r}: choose one of {list(E2E_VALUES[f])}')
+    for f, v in mr.items(): check_field_value(f, v)
     if 'name' not in mr: raise ValueError(f'an MR needs a name field, got fields {list(mr)}')
     return {f: mr[f] for f in FIELDS if f in mr}
 
@@ -338,3 +343,41 @@ def block_length(n_max: int, block: int = 8) -> int:
     "The smallest multiple of `block` that holds `n_max` words plus START and END."
     if block < 1: raise ValueError(f'block must be >= 1, got {block}')
     return -(-(n_max + 2) // block) * block
+
+# %% ../nbs/30_text.ipynb #c030
+def _scan_table():
+    rows = []
+    for kind, d in SLOT_PHRASES.items():
+        if kind == 'near': continue                      # bare landmark names only occur inside 'near X' phrases
+        f = SLOT_FIELD[kind]
+        for v, ps in d.items():
+            for p in ps:
+                if kind == 'price': ps2 = [f'{p} price range']
+                elif kind == 'rating': ps2 = [f'{p} customer rating', f'customer rating of {p}', f'rated {p}']
+                else: ps2 = [p]
+                rows += [(tuple(q.split()), f, v) for q in ps2]
+    return sorted(set(rows), key=lambda r: -len(r[0]))
+_SCAN = _scan_table()
+
+def scan_slots(tokens: Sequence[str]) -> dict[str, set]:
+    "Field -> set of values whose phrases occur in `tokens` (longest match first, no overlaps)."
+    toks, found, i = [w.lower() for w in tokens], {}, 0
+    while i < len(toks):
+        for p, f, v in _SCAN:
+            if tuple(toks[i:i + len(p)]) == p:
+                found.setdefault(f, set()).add(v); i += len(p); break
+        else: i += 1
+    return found
+
+def mentions(tokens: Sequence[str], field: str, value: str) -> bool:
+    "Does the sentence express field=value? (parser when it accepts the sentence, else the scan)."
+    check_field_value(field, value)
+    mr = try_parse(list(tokens))
+    return (mr.get(field) == value) if mr is not None else (value in scan_slots(tokens).get(field, set()))
+
+def slot_recall(mr: dict, tokens: Sequence[str]) -> float:
+    "Share of the MR's (field, value) pairs that the sentence expresses."
+    mr = validate_mr(mr)
+    parsed = try_parse(list(tokens))
+    found = {f: {v} for f, v in parsed.items()} if parsed is not None else scan_slots(tokens)
+    return sum(v in found.get(f, set()) for f, v in mr.items()) / len(mr)

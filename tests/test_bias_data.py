@@ -134,6 +134,17 @@ def test_read_waterbirds_errors(tmp_path):
     (good / rows[0]['img_filename']).unlink()
     with pytest.raises(FileNotFoundError, match='img_0.jpg'): read_waterbirds(good, 'train', 16)
     with pytest.raises(ValueError, match='not supported'): read_waterbirds(good, 'train', 20)
+    with pytest.raises(ValueError, match='limit must be a positive int'): read_waterbirds(good, 'train', 16, limit=0)
+
+
+def test_read_waterbirds_header_only_and_empty_split(tmp_path):
+    (tmp_path / 'metadata.csv').write_text('img_id,img_filename,y,split,place,place_filename\n')
+    with pytest.raises(ValueError, match='has a header but no rows'): read_waterbirds(tmp_path, 'train', 16)
+    one = tmp_path / 'one'; rows = _waterbirds_folder(one)
+    with open(one / 'metadata.csv', 'w', newline='') as f:               # keep only the training rows: val is empty
+        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows([r for r in rows if r['split'] == 0])
+    assert len(read_waterbirds(one, 'train', 16)) == 4
+    with pytest.raises(ValueError, match=r"no images in split 'val' \(split == 1\)"): read_waterbirds(one, 'val', 16)
 
 
 def _celeba_folder(root, n=9, names=('Black_Hair', 'Blond_Hair', 'Eyeglasses', 'Male')):

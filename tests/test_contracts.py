@@ -97,3 +97,14 @@ def test_environment_yml_lists_every_requirement():
 
 def test_readme_is_current():
     assert check_readme(ROOT), 'README.md is not what nbs/index.ipynb and reports/ generate: run `make readme` and commit'
+
+
+def test_bad_input_table_names_real_tests():
+    "tests/README.md lists >= 80 bad inputs, each with its error, message pattern and an existing test."
+    rows = [l for l in (ROOT / 'tests' / 'README.md').read_text().splitlines() if re.match(r'^\| \d+ \|', l)]
+    assert len(rows) >= 80, f'the bad-input table has {len(rows)} rows: regenerate it with python tests/bad_inputs_table.py'
+    for row in rows:
+        m = re.search(r'`(test_\w+)\.py::(test_\w+)`', row)
+        assert m, f'row without a test: {row}'
+        f = ROOT / 'tests' / f'{m.group(1)}.py'
+        assert f.exists() and f'def {m.group(2)}(' in f.read_text(), f'{m.group(1)}.py has no {m.group(2)}: regenerate the table'

@@ -143,3 +143,20 @@ def test_image_grid():
     assert g.shape == (2 * 5 + 1, 3 * 5 + 1) and g.min() >= 0 and g.max() <= 1
     assert image_grid(torch.ones(2, 3, 2, 2), nrow=2).shape == (1 * 3 + 1, 2 * 3 + 1, 3)
     with pytest.raises(ValueError, match='expects'): image_grid(torch.zeros(2, 2, 2, 2, 2))
+
+
+def test_preset_eval_mode_batched():
+    from invdiff_nb.core import PROFILES, preset, eval_mode, batched
+    assert preset(PROFILES, 'cpu', n_seeds=3).n_seeds == 3 and PROFILES['cpu'].n_seeds == 1
+    with pytest.raises(KeyError, match="unknown profile 'huge'"): preset(PROFILES, 'huge')
+    with pytest.raises(ValueError, match=r"has no field\(s\) \['n_seed'\]"): preset(PROFILES, 'cpu', n_seed=3)
+    m = torch.nn.Dropout(0.5).train()
+    with pytest.raises(RuntimeError):
+        with eval_mode(m):
+            assert not m.training; raise RuntimeError('x')
+    assert m.training
+    with eval_mode(lambda x: x) as f: assert f(1) == 1                  # a plain function passes through
+    x = torch.arange(7.)[:, None]
+    assert torch.equal(batched(lambda b: b + 1, x, 2), x + 1)
+    with pytest.raises(ValueError, match='batch_size must be a positive int'): batched(lambda b: b, x, 0)
+    with pytest.raises(ValueError, match='no samples'): batched(lambda b: b, x[:0], 2)

@@ -244,3 +244,18 @@ def test_char_transformer_shapes_and_bad_input():
     s5 = D3PMScheduler(num_categories=5, num_train_timesteps=5, transition='absorbing', hybrid_coeff=0.01)
     loss = s5.loss(net, torch.randint(0, 5, (2, 8)), torch.Generator().manual_seed(0))
     loss.backward(); assert torch.isfinite(loss)
+
+
+def test_one_category_is_refused_everywhere():
+    "K = 1 has nothing to diffuse: every entry point says so instead of building degenerate matrices."
+    from invdiff_nb.d3pm import absorbing_Q, check_categories, tokens_to_image, uniform_Q
+    from invdiff_nb.d3pm_text import CharNetConfig
+    b = d3pm_betas('cosine', 5)
+    for f in (lambda: D3PMConfig(num_categories=1), lambda: uniform_Q(b, 1), lambda: absorbing_Q(b, 1), lambda: gaussian_Q(b, 1),
+              lambda: transition_matrices('uniform', b, 1), lambda: DigitNetConfig(num_categories=1), lambda: quantize(torch.zeros(2), 1),
+              lambda: tokens_to_image(torch.zeros(1, 1, 2, 2, dtype=torch.long), 1), lambda: CharNetConfig(num_categories=1),
+              lambda: check_categories(2.0)):
+        with pytest.raises(ValueError, match=r'must be an int >= 2'): f()
+    with pytest.raises(ValueError, match=r'num_states \(3\) must be >= num_categories \(5\)'): DigitNetConfig(num_states=3, num_categories=5)
+    with pytest.raises(ValueError, match='hybrid_coeff must be >= 0'): D3PMConfig(hybrid_coeff=-0.1)
+    with pytest.raises(ValueError, match='num_train_timesteps must be a positive int'): D3PMConfig(num_train_timesteps=0)

@@ -230,3 +230,80 @@ def test_diffusion_loss():
     with pytest.raises(ValueError, match='shape of x0'): diffusion_loss(zero, s, x0, noise=torch.zeros(6, 1, 4))
     with pytest.raises(ValueError, match=r'in \[0, 999\]'): diffusion_loss(zero, s, x0, t=torch.full((6,), 1000))
     with pytest.raises(ValueError, match='does not match'): diffusion_loss(lambda x_t, tt, c: x_t[:, :, :2], s, x0)
+
+
+# ---- diffusers' scheduler API: step forms, order, from_config, save/from_pretrained
+def test_step_takes_diffusers_positional_and_keyword_forms():
+    from diffusers import DDIMScheduler
+    cfg = SchedulerConfig(num_train_timesteps=50, prediction_type='epsilon')
+    x, out = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0)), torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    ours, ref = GaussianScheduler(cfg).set_timesteps(10, 'ddim', 0.0), DDIMScheduler(num_train_timesteps=50, clip_sample=False, set_alpha_to_one=True)
+    ref.set_timesteps(10); t = ours.timesteps[2]
+    for eta in (0.0, 0.7):                                   # eta in 4th position, as DDIMScheduler.step takes it
+        a = ours.step(out, t, x, eta, generator=torch.Generator().manual_seed(5))
+        b = ref.step(out, t, x, eta, generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(a.prev_sample, b.prev_sample, rtol=1e-4, atol=1e-5)
+    kw = ours.step(model_output=out, timestep=t, sample=x, eta=0.0, return_dict=False)
+    assert isinstance(kw, tuple) and len(kw) == 2 and torch.equal(kw[0], ours.step(out, t, x).prev_sample)
+    # DDPMScheduler.step(out, t, x, generator): a generator in the 4th position
+    d = GaussianScheduler(cfg).set_timesteps(10)
+    a, b = d.step(out, t, x, torch.Generator().manual_seed(3)), d.step(out, t, x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.prev_sample, b.prev_sample)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(d.step(out, t, x, variance_noise=noise).prev_sample, a.prev_sample)   # the same draw given by hand
+    assert GaussianScheduler.order == 1 and torch.equal(d.scale_model_input(x, t), x)
+
+
+@pytest.mark.parametrize('kwargs, err, msg', [
+    (dict(eta=0.5), ValueError, 'eta is a DDIM parameter'),                # DDPM sampler
+    (dict(eta=1.5), ValueError, r'eta must be a number in \[0, 1\]'),
+    (dict(eta='0.1'), ValueError, r'eta must be a number'),
+    (dict(generator=torch.Generator(), variance_noise=torch.zeros(2, 1, 4, 4)), ValueError, 'not both'),
+    (dict(variance_noise=torch.zeros(1, 1, 4, 4)), ValueError, 'variance_noise .* must have the shape'),
+    (dict(timestep=torch.tensor(12.5)), TypeError, 'timesteps must be integers'),
+])
+def test_step_bad_arguments(kwargs, err, msg):
+    s = GaussianScheduler(SchedulerConfig(num_train_timesteps=50)).set_timesteps(10)
+    args = dict(model_output=torch.zeros(2, 1, 4, 4), timestep=int(s.timesteps[0]), sample=torch.zeros(2, 1, 4, 4)); args.update(kwargs)
+    with pytest.raises(err, match=msg): s.step(**args)
+
+
+def test_from_config_maps_diffusers_and_refuses_what_it_cannot_do(tmp_path):
+    from diffusers import DDPMScheduler, DDIMScheduler
+    ref = DDPMScheduler(num_train_timesteps=300, beta_schedule='squaredcos_cap_v2', prediction_type='v_prediction',
+                        variance_type='fixed_large', timestep_spacing='trailing', clip_sample=False)
+    s = GaussianScheduler.from_config(ref)
+    assert (s.config.beta_schedule, s.config.variance_type, s.config.timestep_spacing) == ('cosine', 'fixed_large', 'trailing')
+    torch.testing.assert_close(s.alphas_cumprod.float(), ref.alphas_cumprod, rtol=1e-6, atol=1e-7)
+    assert set(s.ignored_config) >= {'trained_betas', 'steps_offset', 'thresholding'}
+    assert GaussianScheduler.from_config(dict(ref.config)).config == s.config        # a plain dict works too
+    for bad, msg in [(dict(beta_schedule='scaled_linear'), "beta_schedule='scaled_linear'"), (dict(steps_offset=1), 'steps_offset=1'),
+                     (dict(thresholding=True), 'thresholding=True'), (dict(variance_type='learned'), "variance_type='learned'"),
+                     (dict(timestep_spacing='linspace'), "timestep_spacing='linspace'")]:
+        with pytest.raises(ValueError, match=f'cannot reproduce this scheduler config: .*{msg}'): GaussianScheduler.from_config(DDPMScheduler(**bad))
+    with pytest.raises(ValueError, match='set_alpha_to_one=False'): GaussianScheduler.from_config(DDIMScheduler(set_alpha_to_one=False))
+    with pytest.raises(ValueError, match='no such setting'): GaussianScheduler.from_config({'num_train_timesteps': 10, 'foo': 1})
+    # save_pretrained / from_pretrained: ours round-trips, a diffusers folder loads
+    assert GaussianScheduler.from_pretrained(s.save_pretrained(tmp_path / 'ours')).config == s.config
+    assert (tmp_path / 'ours' / 'scheduler_config.json').exists()
+    ref.save_pretrained(tmp_path / 'hf')
+    assert GaussianScheduler.from_pretrained(tmp_path, subfolder='hf').config == s.config
+    with pytest.raises(FileNotFoundError, match='no scheduler_config.json'): GaussianScheduler.from_pretrained(tmp_path / 'nothing')
+
+
+def test_add_noise_refuses_noise_of_another_shape():
+    s, x0 = GaussianScheduler(num_train_timesteps=10), torch.zeros(4, 1, 2, 2)
+    with pytest.raises(ValueError, match=r'noise must have the shape of x0 \(4, 1, 2, 2\), got \(1, 1, 2, 2\)'):
+        s.add_noise(x0, torch.zeros(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match='noise must have the shape of x0'): s.get_velocity(x0, torch.zeros(2, 2), 3)
+
+
+def test_to_diffusers_goes_into_a_pipeline_that_saves_it(tmp_path):
+    from diffusers import DDPMPipeline, UNet2DModel, DDIMScheduler
+    s = GaussianScheduler(SchedulerConfig(num_train_timesteps=60, beta_schedule='cosine', prediction_type='v_prediction'))
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 8), norm_num_groups=4,
+                       down_block_types=('DownBlock2D', 'DownBlock2D'), up_block_types=('UpBlock2D', 'UpBlock2D'))
+    DDPMPipeline(unet=unet, scheduler=s.to_diffusers()).save_pretrained(tmp_path)
+    back = GaussianScheduler.from_pretrained(tmp_path, subfolder='scheduler')
+    assert back.config == s.config
+    assert isinstance(s.set_timesteps(5, 'ddim').to_diffusers(), DDIMScheduler)

@@ -6,11 +6,10 @@ from invdiff_nb.core import make_generator
 from invdiff_nb.ddpm import q_posterior
 from invdiff_nb.diffusion_lm import (Anchor, Clamped, ClassifierControl, DLMConfig, DiffusionLM, LatentClassifier,
                                      LatentClassifierConfig, latent_classifier_loss, control_target, dlm_loss, dlm_scheduler,
-                                     encode_pairs, field_classes, field_labels, generate, mentions, mr_tokens,
-                                     nearest_embedding, posterior_mean_var, sample_hooked, scan_slots, seq2seq_vocab,
-                                     slot_recall, source_mask)
+                                     encode_pairs, field_classes, field_labels, generate, mr_tokens,
+                                     nearest_embedding, posterior_mean_var, sample_hooked, seq2seq_vocab, source_mask)
 from invdiff_nb.sampling import sample
-from invdiff_nb.text import FIELDS, make_corpus, tokenize
+from invdiff_nb.text import FIELDS, make_corpus, mentions, scan_slots, slot_recall, tokenize
 
 
 @pytest.fixture(scope='module')

@@ -6,9 +6,11 @@ from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
 from invdiff_nb.train import TrainConfig
 from invdiff_nb.models import DiffusersUNet
-from invdiff_nb.invdiff import (GroupInferenceConfig, InvDiffModel, check_simplex, count_trainable, group_nmi, kmeans_1d,
-                                group_risks, group_signal, infer_groups, invdiff_loss_fn, loss_matrix, minority_recall, top_group_stats,
-                                per_sample_loss, prediction_target, timestep_grid, topk_share, train_invdiff, vrex_loss,
+from invdiff_nb.models import count_params
+from invdiff_nb.ddpm import prediction_target
+from invdiff_nb.invdiff import (GroupInferenceConfig, GroupRecovery, InvDiffModel, check_simplex, group_nmi, kmeans_1d,
+                                group_risks, group_signal, infer_groups, invdiff_loss_fn, loss_matrix, minority_stats, top_group_stats,
+                                per_sample_loss, timestep_grid, topk_share, train_invdiff, vrex_loss, make_module,
                                 zero_init_output)
 
 
@@ -16,17 +18,12 @@ def _sched(T=50, pt='v_prediction'):
     return DDPMScheduler(num_train_timesteps=T, rescale_betas_zero_snr=True, prediction_type=pt, timestep_spacing='trailing')
 
 
-class _Wrap(nn.Module):
-    "Minimal stand-in for models.DiffusersUNet (class labels)."
-    def __init__(self, unet): super().__init__(); self.unet = unet
-    def forward(self, x_t, t, cond=None): return self.unet(x_t, t, class_labels=cond).sample
-
-
 def _tiny(ch, seed, n_classes=3):
+    "A tiny class-conditional diffusers UNet behind the course's call; the last class (n_classes - 1) is the null class."
     torch.manual_seed(seed)
-    return _Wrap(UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=ch,
+    return DiffusersUNet(UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=ch,
                              down_block_types=('DownBlock2D',) * len(ch), up_block_types=('UpBlock2D',) * len(ch),
-                             norm_num_groups=4, num_class_embeds=n_classes))
+                             norm_num_groups=4, num_class_embeds=n_classes), null_class=n_classes - 1, num_train_timesteps=50)
 
 
 def _planted(delta=4.0, seed=0):
@@ -65,11 +62,21 @@ def test_loss_matrix_deterministic_and_paired():
     L = loss_matrix(base, s, x, y, ts, seed=1, batch_size=4)
     assert L.shape == (6, 3) and torch.isfinite(L).all()
     assert torch.equal(L, loss_matrix(base, s, x, y, ts, seed=1, batch_size=4))
-    Lu = loss_matrix(base, s, x, y, ts, seed=1, batch_size=4, unconditional=True, null_cond=2)
+    Lu = loss_matrix(base, s, x, y, ts, seed=1, batch_size=4, unconditional=True)      # the null class comes from the model
     # the unconditional pass equals the conditional pass with all-null labels (same noise)
     assert torch.allclose(Lu, loss_matrix(base, s, x, torch.full_like(y, 2), ts, seed=1, batch_size=4))
     assert group_signal(L, Lu).shape == (6,)
-    with pytest.raises(ValueError, match='null_cond'): loss_matrix(base, s, x, y, ts, unconditional=True)
+    # the batch size is a speed setting: batch sizes 1, 7 and N give the same matrix (up to float rounding in the convolutions)
+    x10, y10 = torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(10) % 2
+    L10 = loss_matrix(base, s, x10, y10, ts, seed=1, batch_size=1)
+    for b in (7, 10): torch.testing.assert_close(L10, loss_matrix(base, s, x10, y10, ts, seed=1, batch_size=b), atol=1e-5, rtol=1e-5)
+    assert torch.equal(L10[:6], loss_matrix(base, s, x10[:6], y10[:6], ts, seed=1, batch_size=1))   # a sample's noise is its own
+    assert not torch.equal(L, loss_matrix(base, s, x, y, ts, seed=2, batch_size=4))            # but the seed matters
+    class _NoNull(nn.Module):
+        def forward(self, x_t, t, cond=None): return x_t
+    with pytest.raises(ValueError, match='null condition'): loss_matrix(_NoNull(), s, x, y, ts, unconditional=True)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match='batch_size'): loss_matrix(base, s, x, y, ts, batch_size=bad)
     with pytest.raises(ValueError, match='does not match'):
         per_sample_loss(lambda a, b, c: a[:, :1], s, x, torch.zeros(6, dtype=torch.long), x, y)
 
@@ -77,14 +84,16 @@ def test_loss_matrix_deterministic_and_paired():
 def test_group_inference_recovers_planted_minority():
     s, grp, mino = _planted()
     for param in ['clamp', 'softmax']:
-        gi = infer_groups(s, K=2, steps=200, param=param, seed=0)
+        gi = infer_groups(s, GroupInferenceConfig.official(num_groups=2, steps=200, param=param, seed=0))
         check_simplex(gi.W)
-        rec, prec = top_group_stats(gi.W, gi.risks, mino)
+        rec, prec = vars(top_group_stats(gi.W, gi.risks, mino)).values()
         assert rec >= 0.9, (param, rec)
         assert prec > mino.float().mean().item()          # enriched beyond chance
-    gi = infer_groups(s, K=2, steps=200, seed=0)
-    assert torch.equal(gi.W, infer_groups(s, K=2, steps=200, seed=0).W)
-    assert 0 <= group_nmi(gi.W, grp) <= 1
+    off = GroupInferenceConfig.official(num_groups=2, steps=200, seed=0)
+    gi = infer_groups(s, off)
+    assert torch.equal(gi.W, infer_groups(s, off).W)
+    assert group_nmi(torch.eye(4)[grp], grp) == pytest.approx(1.0) and group_nmi(torch.ones(len(grp), 1), grp) == 0.0
+    assert group_nmi(gi.W, grp) > group_nmi(torch.eye(2)[torch.randint(0, 2, (len(grp),), generator=torch.Generator().manual_seed(0))], grp)
     assert topk_share(s, mino) > 0.8                      # the planted signal itself separates the minority
 
 
@@ -101,26 +110,28 @@ def test_kmeans_1d_exact_against_brute_force():
 
 def test_exact_solver_isolates_planted_minority_and_beats_adam():
     s, grp, mino = _planted(delta=5.0)
-    ex = infer_groups(s, K=4, objective='between', solver='exact')
-    ad = infer_groups(s, K=4, objective='between', steps=200, seed=0)
+    ex = infer_groups(s, num_groups=4)                                        # the default: between / exact
+    ad = infer_groups(s, num_groups=4, solver='adam', steps=200, seed=0)
     check_simplex(ex.W)
     assert ex.history[-1] >= ad.history[-1] - 1e-6
-    rec, prec = minority_recall(ex.W, mino)
-    assert rec >= 0.9 and prec >= 0.9, (rec, prec)
-    assert minority_recall(ad.W, mino)[0] == 0                  # the local Adam solution mixes the minority into big groups
+    r = minority_stats(ex.W, mino)
+    assert r.recall >= 0.9 and r.precision >= 0.9, r
+    assert r.recall > minority_stats(ad.W, mino).recall + 0.5       # the local Adam solution mixes the minority into big groups
     # two pure minority groups count as recovered
     W2 = torch.eye(3)[torch.tensor([0, 0, 0, 0, 1, 2])]; m2 = torch.tensor([0, 0, 0, 0, 1, 1]).bool()
-    assert minority_recall(W2, m2) == (1.0, 1.0) and top_group_stats(W2, torch.tensor([0., 1, 2]), m2) == (0.5, 1.0)
-    with pytest.raises(ValueError, match='rows'): minority_recall(W2, m2[:3])
+    assert minority_stats(W2, m2) == GroupRecovery(1.0, 1.0) and top_group_stats(W2, torch.tensor([0., 1, 2]), m2) == GroupRecovery(0.5, 1.0)
+    with pytest.raises(ValueError, match='rows'): minority_stats(W2, m2[:3])
     with pytest.raises(ValueError, match='exact'): GroupInferenceConfig(solver='exact', objective='std')
 
 
 def test_group_inference_bad_input():
     s = torch.randn(10)
-    with pytest.raises(ValueError, match='K=1'): infer_groups(s, K=1)
-    with pytest.raises(ValueError, match='K=11'): infer_groups(s, K=11)
+    with pytest.raises(ValueError, match='num_groups'): infer_groups(s, num_groups=1)
+    with pytest.raises(ValueError, match='num_groups=11'): infer_groups(s, num_groups=11)
+    with pytest.raises(ValueError, match='fewer than num_groups'): infer_groups(s, num_groups=3, within=torch.tensor([0] * 8 + [1] * 2))
+    with pytest.raises(ValueError, match='one partition label'): infer_groups(s, within=torch.zeros(4))
     with pytest.raises(ValueError, match='objective'): GroupInferenceConfig(objective='max')
-    with pytest.raises(ValueError, match='NaN'): infer_groups(torch.tensor([1., float('nan'), 2.]), K=2)
+    with pytest.raises(ValueError, match='NaN'): infer_groups(torch.tensor([1., float('nan'), 2.]), num_groups=2)
     with pytest.raises(ValueError, match='sum to 1'): check_simplex(torch.full((3, 2), 0.3))
     with pytest.raises(ValueError, match='negative'): check_simplex(torch.tensor([[2., -1.]]))
     with pytest.raises(ValueError, match=r'\(N, K\)'): check_simplex(torch.ones(3))
@@ -135,7 +146,10 @@ def test_vrex_by_hand():
     L1, R1 = vrex_loss(l[:2], W[:2], lam=3.0)               # groups without mass in the batch are skipped
     assert len(R1) == 1 and torch.allclose(L1, torch.tensor(1.5))
     with pytest.raises(ValueError, match='lam'): vrex_loss(l, W, lam=-0.1)
-    with pytest.raises(ValueError, match='rows'): vrex_loss(l[:3], W, lam=1.0)
+    with pytest.raises(ValueError, match='one row per loss'): vrex_loss(l[:3], W, lam=1.0)
+    with pytest.raises(ValueError, match='simplex'): vrex_loss(l, W * 2)                 # rows off the simplex
+    W_neg = W.clone(); W_neg[0] = torch.tensor([1.5, -0.5, 0.])                      # sums to 1, but negative
+    with pytest.raises(ValueError, match='negative'): vrex_loss(l, W_neg)
 
 
 def test_module_zero_init_identity_and_bad_input():
@@ -143,9 +157,9 @@ def test_module_zero_init_identity_and_bad_input():
     x, t, c = torch.randn(2, 3, 8, 8), torch.tensor([3, 40]), torch.tensor([0, 2])
     with torch.no_grad():
         ref = base(x, t, c)
-        assert torch.allclose(InvDiffModel(base, mod, r=0.2)(x, t, c), 0.8 * ref, atol=1e-6)
+        assert torch.allclose(InvDiffModel(base, mod, r=0.2, mode='convex')(x, t, c), 0.8 * ref, atol=1e-6)
         assert torch.allclose(InvDiffModel(base, mod, r=0.7, mode='residual')(x, t, c), ref, atol=1e-6)
-    assert count_trainable(InvDiffModel(base, mod, r=1.0)) == sum(p.numel() for p in mod.parameters())
+    assert count_params(InvDiffModel(base, mod, r=1.0), trainable_only=True) == count_params(mod)
     for r in [0, -1, 1.01, 2]:
         with pytest.raises(ValueError, match='r must be'): InvDiffModel(base, mod, r=r)
     with pytest.raises(ValueError, match='mode'): InvDiffModel(base, mod, r=0.5, mode='sum')
@@ -164,10 +178,14 @@ def test_stage2_trains_module_only():
     W = torch.softmax(torch.randn(16, 3, generator=torch.Generator().manual_seed(4)), 1)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     m = InvDiffModel(base, zero_init_output(_tiny((8, 8), 1)), r=0.2)
-    res = train_invdiff(m, s, x, y, W, TrainConfig(steps=2, lr=1e-3, log_every=1), batch_size=4, null_cond=2)
+    w0 = [p.detach().clone() for p in m.module.parameters()]
+    res = train_invdiff(m, s, x, y, W, TrainConfig(steps=2, lr=1e-3, log_every=1), batch_size=4)
+    assert any(not torch.equal(p, q) for p, q in zip(m.module.parameters(), w0))        # the optimiser moved the module
     assert len(res.losses) == 2 and all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     assert not any(p.requires_grad for p in base.parameters())
     with pytest.raises(ValueError, match='rows'): train_invdiff(m, s, x, y, W[:5], TrainConfig(steps=1))
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match='batch_size'): train_invdiff(m, s, x, y, W, TrainConfig(steps=1), batch_size=bad)
     with pytest.raises(ValueError, match='simplex'): invdiff_loss_fn(s, W * 3)
     with pytest.raises(ValueError, match='lam'): invdiff_loss_fn(s, W, lam=-1)
 
@@ -177,39 +195,41 @@ def test_any_diffusers_model_stages_1_to_3(tmp_path):
               up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'), cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4)
     torch.manual_seed(0)
     UNet2DConditionModel(block_out_channels=(32, 64), **kw).save_pretrained(tmp_path / 'base')
-    base = DiffusersUNet(UNet2DConditionModel.from_pretrained(tmp_path / 'base'))
-    module = zero_init_output(DiffusersUNet(UNet2DConditionModel(block_out_channels=(8, 8), **kw)))
+    null = torch.zeros(1, 4, 8)                            # the 'empty prompt' embedding
+    base = DiffusersUNet(UNet2DConditionModel.from_pretrained(tmp_path / 'base'), null_cond=null, num_train_timesteps=40)
+    module = zero_init_output(DiffusersUNet(UNet2DConditionModel(block_out_channels=(8, 8), **kw), num_train_timesteps=40))
     s = _sched(T=40)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(12, 3, 8, 8, generator=g).clamp(-1, 1)
     prompts = torch.randn(2, 4, 8, generator=g)            # two 'prompt embeddings' (L=4 tokens, D=8)
     y = torch.arange(12) % 2; cond = prompts[y]
-    null = torch.zeros(1, 4, 8)                            # the 'empty prompt' embedding
     # stage 1
     L = loss_matrix(base, s, x, cond, timestep_grid(40, 4, seed=0), batch_size=8)
-    Lu = loss_matrix(base, s, x, cond, timestep_grid(40, 4, seed=0), batch_size=8, unconditional=True, null_cond=null)
-    gi = infer_groups(group_signal(L, Lu, zscore=True), K=2, steps=20)
+    Lu = loss_matrix(base, s, x, cond, timestep_grid(40, 4, seed=0), batch_size=8, unconditional=True)
+    gi = infer_groups(group_signal(L, Lu, zscore=True), num_groups=2, within=y)
     check_simplex(gi.W)
     # stage 2
-    m = InvDiffModel(base, module, r=0.2)
+    m = InvDiffModel(base, module, r=0.2, mode='convex')
     with torch.no_grad():
         assert torch.allclose(m(x[:2], torch.tensor([1, 30]), cond[:2]), 0.8 * base(x[:2], torch.tensor([1, 30]), cond[:2]), atol=1e-5)
-    train_invdiff(m, s, x, cond, gi.W, TrainConfig(steps=2, lr=1e-3, log_every=1), batch_size=4, null_cond=null)
+    train_invdiff(m, s, x, cond, gi.W, TrainConfig(steps=2, lr=1e-3, log_every=1), batch_size=4)
     m.check_frozen()
     # stage 3: the one sampler with classifier-free guidance (text-embedding null condition), diffusers scheduler
     from invdiff_nb.sampling import sample, CFGModel
-    xt = sample(CFGModel(m, 2.0, null_cond=null), s, (2, 3, 8, 8), num_inference_steps=3, sampler='ddpm', cond=prompts,
+    xt = sample(CFGModel(m, 2.0), s, (2, 3, 8, 8), num_inference_steps=3, sampler='ddpm', cond=prompts,
                 generator=torch.Generator().manual_seed(1))
     assert xt.shape == (2, 3, 8, 8) and torch.isfinite(xt).all()
 
 
-def test_fit_base_caches(tmp_path, monkeypatch):
+def test_fit_base_caches_only_when_asked(tmp_path, monkeypatch):
     from invdiff_nb.invdiff import fit_base
-    monkeypatch.setenv('INVDIFF_CACHE', str(tmp_path))
+    monkeypatch.setenv('INVDIFF_CACHE', str(tmp_path / 'default'))
     s = _sched()
     x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0)).clamp(-1, 1); y = torch.tensor([0, 1] * 4)
-    m1, _, l1 = fit_base(_tiny((8, 8), 0), s, x, y, TrainConfig(steps=2, log_every=1), 4, null_cond=2, name='b')
-    m2, _, l2 = fit_base(_tiny((8, 8), 1), s, x, y, TrainConfig(steps=2, log_every=1), 4, null_cond=2, name='b')
+    m0, _, l0 = fit_base(_tiny((8, 8), 0), s, x, y, TrainConfig(steps=2, log_every=1), 4)
+    assert not l0 and not (tmp_path / 'default').exists()               # no cache unless asked
+    m1, _, l1 = fit_base(_tiny((8, 8), 0), s, x, y, TrainConfig(steps=2, log_every=1), 4, cache=tmp_path / 'c', name='b')
+    m2, _, l2 = fit_base(_tiny((8, 8), 1), s, x, y, TrainConfig(steps=2, log_every=1), 4, cache=tmp_path / 'c', name='b')
     assert not l1 and l2 and all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
 
 
@@ -228,7 +248,7 @@ def test_with_course_scheduler_and_unet():
     y = torch.tensor([0, 1, 2])
     # our per-sample loss = the course's diffusion_loss(reduction='none') with the same t and noise
     assert torch.allclose(per_sample_loss(base, s, x0, t, n, y), diffusion_loss(base, s, x0, y, t=t, noise=n, reduction='none'), atol=1e-6)
-    m = InvDiffModel(base, zero_init_output(mk(4)), r=0.3)
+    m = InvDiffModel(base, zero_init_output(mk(4)), r=0.3, mode='convex')
     assert m.null_class == 2
     with torch.no_grad(): assert torch.allclose(m(x0, t, y), 0.7 * base(x0, t, y), atol=1e-6)
 
@@ -250,10 +270,10 @@ def test_lora_variant_equals_base_at_init_and_keeps_base():
     lm = lora_model(base, rank=2, target_modules=r'.*(conv1|conv2)$')
     x, t, c = torch.randn(2, 3, 8, 8), torch.tensor([3, 40]), torch.tensor([0, 2])
     with torch.no_grad(): assert torch.allclose(lm(x, t, c), base(x, t, c), atol=1e-6)
-    assert 0 < count_trainable(lm) <= 0.1 * sum(p.numel() for p in base.parameters())
+    assert 0 < count_params(lm, trainable_only=True) <= 0.1 * count_params(base)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     xs = torch.randn(8, 3, 8, 8).clamp(-1, 1); ys = torch.tensor([0, 1] * 4)
-    train_invdiff(lm, s, xs, ys, torch.ones(8, 1), TrainConfig(steps=2, lr=1e-2, log_every=1), batch_size=4, null_cond=2)
+    train_invdiff(lm, s, xs, ys, torch.ones(8, 1), TrainConfig(steps=2, lr=1e-2, log_every=1), batch_size=4)
     assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     with torch.no_grad(): assert not torch.allclose(lm(x, t, c), base(x, t, c), atol=1e-6)
     with pytest.raises(ValueError, match='rank'): lora_model(base, rank=0)

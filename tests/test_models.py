@@ -180,3 +180,23 @@ def test_adapter_bad_inputs(tiny_diffusers):
     with pytest.raises(ValueError, match='encoder_hidden_states'): DiffusersUNet(txt)(x, 0)
     with pytest.raises(ValueError, match='encoder_hidden_states'): DiffusersUNet(txt)(x, 0, torch.randn(2, 7, 5))
     with pytest.raises(ValueError, match='null class'): DiffusersUNet(plain, null_class=0)
+
+
+def test_save_pretrained_round_trip_and_clear_mismatch(tmp_path):
+    "save_pretrained / from_pretrained round-trip a UNet; weights saved for another config fail with the differing shapes named."
+    from invdiff_nb.core import CheckpointError, load_weights, save_checkpoint, load_checkpoint
+    from invdiff_nb.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+    torch.manual_seed(0)
+    net = UNet(unet_config('smoke', num_classes=3))
+    back = UNet.from_pretrained(net.save_pretrained(tmp_path / 'unet'))
+    assert back.config == net.config and all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), back.state_dict().values()))
+    assert sorted(p.name for p in (tmp_path / 'unet').iterdir()) == ['config.json', 'model.safetensors']
+    with pytest.raises(CheckpointError, match='holds a UNet, not a NoisyClassifier'): NoisyClassifier.from_pretrained(tmp_path / 'unet')
+    with pytest.raises(FileNotFoundError, match='no config.json'): UNet.from_pretrained(tmp_path / 'nothing')
+    # a checkpoint of the smoke UNet loaded into the cpu UNet, without expected_config: a clear error, not torch's
+    path = save_checkpoint(tmp_path / 'smoke.safetensors', {'model': net.state_dict()}, net.config, step=0, seed=0)
+    other = UNet(unet_config('cpu', num_classes=3))
+    with pytest.raises(CheckpointError, match=r'does not fit this UNet: (missing|unexpected|shapes differ).*build the model with the config'):
+        load_weights(other, load_checkpoint(path).state['model'], str(path))
+    clf = NoisyClassifier(NoisyClassifierConfig(image_size=8, num_classes=2, base_channels=8, channel_mults=(1, 2), norm_groups=4))
+    assert NoisyClassifier.from_pretrained(clf.save_pretrained(tmp_path / 'clf')).config == clf.config

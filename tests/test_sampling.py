@@ -8,8 +8,8 @@ from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
 
 from invdiff_nb.core import make_generator
 from invdiff_nb.models import UNet, UNetConfig
-from invdiff_nb.sampling import (sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, NoisyClassifier,
-                                 NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy, Trajectory)
+from invdiff_nb.sampling import sample, step_outputs, configure_scheduler, CFGModel, ClassifierGuidance, Trajectory
+from invdiff_nb.noisy_classifier import NoisyClassifier, NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy
 
 torch.set_num_threads(1)
 T = 50
@@ -259,10 +259,13 @@ def test_noisy_classifier_and_loss(make):
     x0, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.randint(0, 5, (6,))
     assert clf(x0, torch.arange(6)).shape == (6, 5)
     loss = noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0))
-    assert loss.ndim == 0 and loss.item() > 0
-    torch.testing.assert_close(loss, noisy_classifier_loss(sch)(clf, (x0, y), make_generator(0)))
+    g = make_generator(0)                                          # the same draws by hand: t, then the noise
+    t = torch.randint(0, T, (6,), generator=g); noise = torch.randn(x0.shape, generator=g)
+    assert loss.ndim == 0
+    torch.testing.assert_close(loss, F.cross_entropy(clf(sch.add_noise(x0, noise, t), t), y))
     acc = noisy_accuracy(clf, sch, x0, y, 0, make_generator(0))
-    assert 0 <= acc <= 1
+    noise, t0 = torch.randn(x0.shape, generator=make_generator(0)), torch.zeros(6, dtype=torch.long)
+    assert acc == (clf(sch.add_noise(x0, noise, t0), t0).argmax(-1) == y).sum().item() / 6
     with pytest.raises(ValueError, match=r'\[0, 49\]'): clf(x0, 50)
     with pytest.raises(ValueError, match=r'x_t must be \(B, 1, H, W\)'): clf(torch.rand(6, 3, 8, 8), 0)
     with pytest.raises(ValueError, match='t_max'): noisy_classifier_loss(sch, t_max=0)
@@ -279,3 +282,19 @@ def test_classifier_learns_quickly():
     for _ in range(30):
         loss = loss_fn(clf, (x0, y), g); opt.zero_grad(); loss.backward(); opt.step()
     assert noisy_accuracy(clf, sch, x0, y, 0, make_generator(1)) > 0.95
+
+
+@pytest.mark.parametrize('name', ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'HeunDiscreteScheduler'])
+def test_sample_drives_other_diffusers_schedulers(name):
+    "Float timesteps and scale_model_input: `sample` equals the loop of diffusers' documentation, draw for draw."
+    import diffusers
+    S = getattr(diffusers, name)
+    w = torch.randn(1, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    model = lambda x, t, cond=None: 0.1 * x + w * torch.cos(t.float() / 1000)[:, None, None, None]
+    a = sample(model, S(num_train_timesteps=1000), SHAPE, num_inference_steps=8, generator=make_generator(3))
+    s, g = S(num_train_timesteps=1000), make_generator(3)
+    s.set_timesteps(8); x = torch.randn(SHAPE, generator=g) * s.init_noise_sigma
+    for t in s.timesteps:
+        out = model(s.scale_model_input(x, t), torch.full((SHAPE[0],), float(t)))
+        x = s.step(out, t, x, **({'generator': g} if name != 'HeunDiscreteScheduler' else {})).prev_sample
+    assert torch.equal(a, x)
