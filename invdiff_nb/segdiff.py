@@ -127,6 +127,7 @@ class SegDiffConfig(Config):
     lr: float = 1e-3
     ema_decay: float = 0.995
     data_seed: int = 1               # the same labelled scenes as scene_segmenter
+    prediction_type: str = 'v_prediction'    # the network's target ('epsilon' as in SegDiff, see the table above)
 
 SEGDIFF_PROFILES = {
     'smoke': SegDiffConfig(n_train=128, unet='smoke', num_train_timesteps=100, steps=30, batch_size=32, ema_decay=0.9),
@@ -137,7 +138,7 @@ SEGDIFF_PROFILES = {
 def segdiff_model(config: SegDiffConfig, seed: int = 0, device=None, root=None, verbose: bool = True):
     "The SegDiff model (ConcatCondition around a UNet, EMA weights) and its scheduler, trained and cached on first use. Returns (model, scheduler, info)."
     c, device, K = config, get_device(device), len(SCENE_CLASSES)
-    sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True))
+    sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True, prediction_type=c.prediction_type))
     ucfg = unet_config(c.unet, in_channels=K + 3, out_channels=K, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'segdiff-init'))
     model, info = ConcatCondition(UNet(ucfg), cond_channels=3), {'seconds': 0.0, 'losses': []}
