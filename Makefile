@@ -7,12 +7,14 @@ STAMP := $(VENV)/.invdiff-installed
 # torch/torchvision are pinned here (not only in settings.ini) so pip takes the matching pair it has on disk.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: reproduce test install export clean-nbs readme lab publish bench help
+.PHONY: reproduce test install export clean-nbs readme lab publish bench gpu-check help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|cpu|gpu]  run every notebook with papermill into runs/<profile>/"
 	@echo "make test                               install if needed, then run the whole test suite"
 	@echo "make export | clean-nbs | readme | lab | publish PROFILE=..."
+	@echo "make bench [BENCH_ARGS=...]             training/sampling benchmark against plain diffusers (runs/bench.json)"
+	@echo "make gpu-check [GPU_CHECK_ARGS=...]     one GPU, <= 9 min: bench + gpu profiles, writes reports/gpu/ (--dry-run: on the CPU)"
 
 $(STAMP): settings.ini setup.py pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -52,3 +54,9 @@ publish: $(STAMP)
 bench: $(STAMP)
 	mkdir -p runs
 	$(BIN)/python -m invdiff_nb.bench --out runs/bench.json $(BENCH_ARGS)
+
+# the one-call GPU check (<= 9 minutes on one H100/H200): 60_bench and 15_ddpm_digits under the gpu profile (and
+# 51_invdiff_waterbirds with GPU_CHECK_ARGS="--invdiff-profile NAME"), published to reports/gpu/;
+# GPU_CHECK_ARGS=--dry-run runs the same code on the CPU under the smoke profile
+gpu-check: $(STAMP)
+	$(BIN)/python -m invdiff_nb.bench --gpu-check $(GPU_CHECK_ARGS)

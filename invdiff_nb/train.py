@@ -4,10 +4,11 @@
 
 # %% ../nbs/11_train.ipynb #c002
 from __future__ import annotations
-import copy, math, os, time, warnings
+import copy, dataclasses, functools, hashlib, json, math, numbers, os, time, types, warnings
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -17,9 +18,18 @@ from .core import (Config, CheckpointError, derive_seed, get_device, load_checkp
                              save_checkpoint)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'shard_batch', 'fit']
+__all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'run_fingerprint', 'shard_batch', 'check_shardable',
+           'ShardedModel', 'fit']
 
 # %% ../nbs/11_train.ipynb #c006
+def _check_number(name: str, v, lo: float, lo_ok: bool = True, hi: float = math.inf, hi_ok: bool = False, integer: bool = False):
+    "Raise a ValueError naming `name` unless v is a finite number in the interval (an int if `integer`)."
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and (v >= lo if lo_ok else v > lo) and (v <= hi if hi_ok else v < hi)
+    if not ok:
+        span = f'{"[" if lo_ok else "("}{lo}, {hi}{"]" if hi_ok else ")"}'
+        raise ValueError(f'{name} must be a finite {"int" if integer else "number"} in {span}, got {v!r}')
+
 @dataclass
 class TrainConfig(Config):
     "Settings of one training run."
@@ -32,19 +42,23 @@ class TrainConfig(Config):
     grad_clip: float | None = 1.0       # max global grad norm; None = off
     ema_decay: float | None = None      # e.g. 0.999; None = no EMA
     bf16: bool = True                   # bf16 autocast (CUDA only; ignored on CPU)
-    compile: bool = False               # torch.compile the model (falls back to eager if it fails)
+    compile: bool = False               # torch.compile the model (eager if compilation fails at the first step)
     ckpt_every: int = 0                 # checkpoint every N steps (0 = only at the end); needs ckpt_path
     log_every: int = 50                 # progress-bar refresh / finite-loss check interval
-    seed: int = 0                       # seeds the data/noise generator and torch's global RNG (dropout)
+    shards: int = 1                     # CPU: each batch as this many slices in parallel threads, one core each (ShardedModel); 1 = off
+    seed: int = 0                       # seeds the data/noise generator and the run's own global RNG (dropout)
 
     def __post_init__(self):
-        if self.steps < 0: raise ValueError(f'steps must be >= 0, got {self.steps}')
-        if self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
+        _check_number('steps', self.steps, 0, integer=True); _check_number('lr', self.lr, 0, lo_ok=False)
+        _check_number('weight_decay', self.weight_decay, 0); _check_number('warmup_steps', self.warmup_steps, 0, integer=True)
+        if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2): raise ValueError(f'betas must be two numbers (beta1, beta2), got {self.betas!r}')
+        for i, b in enumerate(self.betas): _check_number(f'betas[{i}]', b, 0, hi=1)
         if self.lr_schedule not in ('constant', 'cosine'):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f'ema_decay must be in (0, 1) or None, got {self.ema_decay}')
-        if self.log_every < 1: raise ValueError(f'log_every must be >= 1, got {self.log_every}')
+        if self.grad_clip is not None: _check_number('grad_clip (None turns clipping off)', self.grad_clip, 0, lo_ok=False)
+        if self.ema_decay is not None: _check_number('ema_decay (None turns the EMA off)', self.ema_decay, 0, lo_ok=False, hi=1)
+        _check_number('ckpt_every', self.ckpt_every, 0, integer=True); _check_number('log_every', self.log_every, 1, integer=True)
+        _check_number('seed', self.seed, 0, integer=True); _check_number('shards', self.shards, 1, integer=True)
 
 @dataclass
 class TrainResult:
@@ -64,11 +78,21 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
     return cfg.lr * warm
 
+def _ema_pairs(ema: nn.Module, model: nn.Module) -> tuple[list, list, list, list]:
+    "The parameter and buffer lists of the EMA and of the model, in the same order (collected once per run)."
+    pe, pm = list(ema.parameters()), [p.detach() for p in model.parameters()]
+    be, bm = list(ema.buffers()), list(model.buffers())
+    if len(pe) != len(pm) or len(be) != len(bm): raise ValueError('ema and model have different parameters: the EMA must be a copy of the model')
+    return pe, pm, be, bm
+
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float):
-    "In place: ema <- decay * ema + (1 - decay) * model (parameters); buffers copied."
-    for pe, pm in zip(ema.parameters(), model.parameters()): pe.lerp_(pm.detach(), 1 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()): be.copy_(bm)
+def _ema_step(pe, pm, be, bm, decay: float, skip: torch.Tensor | None = None):
+    if pe: torch._foreach_lerp_(pe, pm, 1 - decay) if skip is None else torch._foreach_lerp_(pe, pm, [(1 - skip) * (1 - decay)] * len(pe))
+    for b, m in zip(be, bm): b.copy_(m if skip is None else torch.where(skip.bool(), b, m))
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, skip: torch.Tensor | None = None):
+    "In place: ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call; buffers copied. `skip` (0-d, 1 = skip) leaves ema as it is, without a host sync."
+    _ema_step(*_ema_pairs(ema, model), decay, skip)
 
 # %% ../nbs/11_train.ipynb #c012
 def _rng_state(gen: torch.Generator) -> dict:
@@ -80,15 +104,74 @@ def _set_rng_state(gen: torch.Generator, st: dict):
     gen.set_state(st['gen']); torch.set_rng_state(st['cpu'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
-def _run_config(cfg: TrainConfig, run_config) -> dict:
-    rc = run_config.to_dict() if isinstance(run_config, Config) else (dict(run_config) if run_config else {})
-    return {'train': {k: v for k, v in cfg.to_dict().items() if k != 'steps'}, 'run': rc}
+def _tensor_digest(t: torch.Tensor) -> str:
+    "sha256 (16 hex digits) of a tensor's shape, dtype and bytes."
+    b = t.detach().to('cpu').contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return hashlib.sha256(f'{tuple(t.shape)}{t.dtype}'.encode() + b).hexdigest()[:16]
 
-def _save(path, model, opt, ema, gen, losses, step, cfg, run_config):
+def _cell(c):
+    try: return c.cell_contents
+    except ValueError: return None                      # an empty closure cell
+
+def _describe(obj, depth: int = 0):
+    "A JSON-able description of a model, loss function or data: configs, closure values and tensor digests; never memory addresses or weights."
+    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
+    if isinstance(obj, Config): return obj.to_dict()
+    if isinstance(obj, torch.Tensor): return {'tensor': _tensor_digest(obj)}
+    if depth > 3: return type(obj).__qualname__
+    if isinstance(obj, (list, tuple)): return [_describe(o, depth + 1) for o in obj]
+    if isinstance(obj, Mapping): return {str(k): _describe(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, functools.partial):
+        return {'partial': _describe(obj.func, depth + 1), 'args': _describe(obj.args, depth + 1), 'kwargs': _describe(obj.keywords, depth + 1)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {'type': type(obj).__qualname__, **{f.name: _describe(getattr(obj, f.name), depth + 1) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, types.FunctionType):
+        cells = {n: _cell(c) for n, c in zip(obj.__code__.co_freevars, obj.__closure__ or ())}
+        return {'fn': f'{obj.__module__}.{obj.__qualname__}', 'closure': _describe(cells, depth + 1), 'defaults': _describe(obj.__defaults__, depth + 1)}
+    d = {'type': f'{type(obj).__module__}.{type(obj).__qualname__}'}
+    if getattr(obj, 'config', None) is not None: d['config'] = _describe(dict(obj.config) if isinstance(obj.config, Mapping) else obj.config, depth + 1)
+    if isinstance(obj, nn.Module):
+        d['parameters'] = hashlib.sha256(repr([(k, tuple(v.shape), str(v.dtype)) for k, v in obj.state_dict().items()]).encode()).hexdigest()[:16]
+    return d
+
+def run_fingerprint(cfg: TrainConfig, model: nn.Module, loss_fn: Callable, get_batch: Callable, params, device, run_config=None) -> dict:
+    "What a checkpoint must match to be resumed: the settings that shape the run, the model, the trained parameters, the loss, the data (digest of the first batch) and `run_config`."
+    train = {k: v for k, v in cfg.to_dict().items() if k not in ('steps', 'log_every', 'ckpt_every')}
+    if cfg.lr_schedule == 'cosine': train['steps'] = cfg.steps           # the cosine schedule is a function of steps
+    names = {id(p): n for n, p in model.named_parameters()}
+    trained = sorted(names.get(id(p), '<not a parameter of the model>') for p in params)
+    first = get_batch(0, make_generator(derive_seed(cfg.seed, 'fit-fingerprint'), device))
+    rc = run_config.to_dict() if isinstance(run_config, Config) else (dict(run_config) if run_config else {})
+    return json.loads(json.dumps({'train': train, 'model': _describe(model), 'trained': hashlib.sha256(repr(trained).encode()).hexdigest()[:16],
+                                  'loss': _describe(loss_fn), 'data': _describe(first), 'run': rc}, sort_keys=True))
+
+def _diff(a, b, prefix: str = '') -> list[str]:
+    "Dotted keys where two JSON-like dicts differ."
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k, '<missing>'), b.get(k, '<missing>'), f'{prefix}{k}.')]
+    return [] if a == b else [prefix.rstrip('.')]
+
+def _save(path, model, opt, ema, gen, losses, step, cfg, fingerprint):
     state = {'model': model.state_dict(), 'optim': opt.state_dict(), 'rng': _rng_state(gen),
              'losses': torch.tensor(losses, dtype=torch.float64)}
     if ema is not None: state['ema'] = ema.state_dict()
-    save_checkpoint(path, state, _run_config(cfg, run_config), step=step, seed=cfg.seed)
+    save_checkpoint(path, state, fingerprint, step=step, seed=cfg.seed)
+
+def _load_for_resume(path, fingerprint: dict, cfg: TrainConfig):
+    "The checkpoint at `path` if it continues this very run; a CheckpointError naming what differs otherwise."
+    ck = load_checkpoint(path)
+    diff = _diff(fingerprint, ck.config)
+    if diff == ['train.steps']:
+        raise CheckpointError(f'{path} was trained with a cosine schedule over {ck.config["train"]["steps"]} steps; continuing it with '
+                              f'steps={cfg.steps} would change the learning rate of the steps already taken. Train a new run '
+                              '(another ckpt_path), or use lr_schedule="constant" for runs you want to extend')
+    if diff:
+        parts = sorted({d.split('.')[0] for d in diff})
+        raise CheckpointError(f'{path} holds a checkpoint of another run (it differs in: {", ".join(parts)}; keys {diff[:4]}). '
+                              'Resuming it would mix two runs: pass another ckpt_path, or delete the file to train from scratch')
+    if ck.step > cfg.steps:
+        raise CheckpointError(f'{path} is already at step {ck.step}, beyond cfg.steps={cfg.steps}: ask for steps >= {ck.step}, or pass another ckpt_path')
+    return ck
 
 # %% ../nbs/11_train.ipynb #c015
 def shard_batch(batch, rank: int, world: int):
@@ -103,72 +186,225 @@ def shard_batch(batch, rank: int, world: int):
     if isinstance(batch, dict): return {k: shard_batch(v, rank, world) for k, v in batch.items()}
     return batch
 
-# %% ../nbs/11_train.ipynb #c017
-def _unwrap(m: nn.Module) -> nn.Module:
-    return getattr(m, '_orig_mod', m)
+# %% ../nbs/11_train.ipynb #c016b
+def _flat(out) -> list: return [out] if isinstance(out, torch.Tensor) else list(out)
 
-def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConfig, ckpt_path=None,
-        device=None, progress: bool = True, params: Iterable[nn.Parameter] | None = None,
-        run_config=None, accelerator=None) -> TrainResult:
-    "Train `model` by minimising `loss_fn(model, get_batch(step, g), g)` for `cfg.steps` steps; resumes from `ckpt_path`."
-    device = accelerator.device if accelerator is not None else get_device(device)
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    is_main = rank == 0
-    model.to(device); model.train()
-    params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
-    if not params: raise ValueError('fit: the model has no trainable parameters (all requires_grad=False): nothing to train')
-    fused = device.type == 'cuda'
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=fused or None)
+def _cat(outs: list, detach: bool = False):
+    "The slices' outputs (tensors, or tuples of tensors) concatenated along dim 0."
+    if isinstance(outs[0], torch.Tensor): out = torch.cat(outs); return out.detach() if detach else out
+    return type(outs[0])(torch.cat(o).detach() if detach else torch.cat(o) for o in zip(*outs))
+
+def _sum(gs: list):
+    "Sum in list order (deterministic); None if every entry is None."
+    gs = [g for g in gs if g is not None]
+    return functools.reduce(torch.add, gs) if gs else None
+
+def _thread_pool(n: int) -> ThreadPoolExecutor:
+    "n worker threads, each running torch ops on one core (the caller's thread count is unchanged)."
+    prev = torch.get_num_threads()
+    pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix='fit-shard')
+    list(pool.map(time.sleep, [0.01] * n))                 # start them now
+    torch.set_num_threads(prev)
+    return pool
+
+def check_shardable(model: nn.Module):
+    "Raise a ValueError if `model` draws random numbers or batch statistics in training (dropout, batch norm): it cannot be sharded over threads."
+    bad = [f'{n} ({type(m).__name__})' for n, m in model.named_modules()
+           if (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) or isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if bad: raise ValueError(f'shards > 1 needs a model without dropout or batch norm in training, but it has {bad[:3]}: '
+                             'their random draws and batch statistics would depend on the threads. Use shards=1')
+
+# %% ../nbs/11_train.ipynb #c016c
+class ShardedModel(nn.Module):
+    "Calls `model` on `n` slices of the batch at once, forward and backward, one CPU thread each; returns the whole batch's output."
+    def __init__(self, model: nn.Module, params: Iterable[nn.Parameter], n: int, pool: ThreadPoolExecutor):
+        super().__init__()
+        self.model, self.n, self.pool, self.params = model, n, pool, [p for p in params if p.requires_grad]
+    def forward(self, *args, **kwargs):
+        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            raise TypeError('a sharded model takes its tensors as positional arguments, e.g. model(x_t, t, cond)')
+        pos = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        B = args[pos[0]].shape[0] if pos else 0
+        if B < self.n: return self.model(*args, **kwargs)
+        call = lambda *ts: self.model(*_fill(args, pos, ts), **kwargs)      # non-tensor arguments (e.g. cond=None) stay in place
+        if not torch.is_grad_enabled():                                      # e.g. a gradient-free first pass inside the loss
+            def run(i):
+                with torch.no_grad(): return call(*[t.chunk(self.n)[i] if t.ndim and t.shape[0] == B else t for t in (args[j] for j in pos)])
+            return _cat(list(self.pool.map(run, range(self.n))))
+        return _ShardedCall.apply(_Bound(call, self), {}, *[args[j] for j in pos], *self.params)
+    def __getattr__(self, name):                                             # model.null_class etc. read through
+        try: return super().__getattr__(name)
+        except AttributeError: return getattr(self._modules['model'], name)
+
+def _fill(args, pos, ts):
+    it = iter(ts); return [next(it) if i in pos else a for i, a in enumerate(args)]
+
+@dataclass
+class _Bound:
+    model: Callable          # the call with the non-tensor arguments bound
+    sm: ShardedModel
+    def __getattr__(self, name): return getattr(self.sm, name)
+
+# %% ../nbs/11_train.ipynb #c016d
+class _ShardedCall(torch.autograd.Function):
+    "The model on n slices of the batch: each slice's forward and backward in its own thread; gradients summed in slice order."
+    @staticmethod
+    def forward(ctx, sm, kwargs, *tensors):
+        xs = tensors[:len(tensors) - len(sm.params)]
+        B, n = xs[0].shape[0], sm.n
+        ctx.sliced, ctx.sm, ctx.req = [x.ndim > 0 and x.shape[0] == B for x in xs], sm, [x.requires_grad for x in xs]
+        def run(i):
+            with torch.enable_grad():
+                args = [(x.chunk(n)[i] if s else x).detach().requires_grad_(x.requires_grad) for x, s in zip(xs, ctx.sliced)]
+                return args, sm.model(*args, **kwargs)
+        ctx.res = list(sm.pool.map(run, range(n)))
+        return _cat([r[1] for r in ctx.res], detach=True)
+
+    @staticmethod
+    def backward(ctx, *g_out):
+        sm, res = ctx.sm, ctx.res
+        rows = [[o.shape[0] for o in _flat(r[1])] for r in res]
+        def run(i):
+            args, out = res[i]
+            pairs = [(o, g.split([r[k] for r in rows])[i]) for k, (o, g) in enumerate(zip(_flat(out), g_out)) if g is not None and o.requires_grad]
+            need = [a for a in args if a.requires_grad] + sm.params
+            if not pairs: return [None] * len(need)
+            return list(torch.autograd.grad([o for o, _ in pairs], need, [g for _, g in pairs], allow_unused=True))
+        per, ctx.res = list(sm.pool.map(run, range(sm.n))), None
+        g_x, k = [], 0
+        for req, s in zip(ctx.req, ctx.sliced):                 # inputs: a sliced one gets its slices' gradients back in order
+            if not req: g_x.append(None); continue
+            gs = [p[k] for p in per]; k += 1
+            g_x.append(torch.cat(gs) if s and all(g is not None for g in gs) else _sum(gs))
+        return (None, None, *g_x, *[_sum([p[k + j] for p in per]) for j in range(len(sm.params))])
+
+# %% ../nbs/11_train.ipynb #c017
+def _optimizer(params: list, cfg: TrainConfig, device: torch.device):
+    "AdamW: the fused kernel (one call for all parameters, and it skips a step flagged on the device) where torch has one, else foreach."
+    fused = device.type in ('cpu', 'cuda') and all(p.is_floating_point() and p.device.type == device.type for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, **(dict(fused=True) if fused else dict(foreach=True)))
+    return opt, fused
+
+def _grad_norm(params: list, clip: float | None) -> torch.Tensor:
+    "The global gradient norm (0-d tensor on the device), clipping to `clip` on the way if it is set; no host sync."
+    if clip is not None: return torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())
+
+class _FiniteGuard:
+    "Flags on the device the first step whose loss or gradient norm is not finite; from then on `skip` is 1 (every update is skipped)."
+    def __init__(self, device):
+        self.skip = torch.zeros((), device=device)                        # read by the fused AdamW as `found_inf`
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    def update(self, step: int, loss: torch.Tensor, gnorm: torch.Tensor):
+        bad = ~(torch.isfinite(loss.detach().float()) & torch.isfinite(gnorm.to(self.skip.device).float()))
+        self.first_bad.copy_(torch.where(bad & (self.skip == 0), step, self.first_bad))
+        self.skip.copy_(torch.maximum(self.skip, bad.float()))
+    def check(self, losses_since: list, first: int):
+        "Raise (after one host sync) if a step was flagged; `losses_since` are the host loss values from step `first`."
+        fb = int(self.first_bad)
+        if fb < 0: return
+        v = losses_since[fb - first] if 0 <= fb - first < len(losses_since) else float('nan')
+        raise FloatingPointError(f'the loss ({v}) or the gradient became non-finite at step {fb}: the model keeps its weights from before '
+                                 f'that step (later updates were skipped). Lower the learning rate, check the data for NaN/inf, or enable grad_clip')
+
+# %% ../nbs/11_train.ipynb #c017d
+def _first_compiled_step(net, eager, forward_backward, batch, loss_gen):
+    "The first step through the compiled model, where torch.compile really compiles; on failure the same step eagerly (same random draws), with a warning."
+    snap = (loss_gen.get_state(), torch.get_rng_state())
+    try: return forward_backward(net, batch), net
+    except Exception as e:                                      # dynamo/inductor raise many types; the eager retry re-raises the caller's own errors
+        loss_gen.set_state(snap[0]); torch.set_rng_state(snap[1])
+        loss = forward_backward(eager, batch)
+        warnings.warn(f'torch.compile failed at the first step ({type(e).__name__}: {str(e)[:300]}); training eagerly')
+        return loss, eager
+
+# %% ../nbs/11_train.ipynb #c017c
+def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, world, progress, params, accelerator) -> TrainResult:
+    "The loop of `fit` (inside its RNG fork, with the model in train mode)."
+    opt, fused = _optimizer(params, cfg, device)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay is not None else None
     gen = make_generator(derive_seed(cfg.seed, 'fit'), device)                       # data order: same on every process
     loss_gen = gen if world == 1 else make_generator(derive_seed(cfg.seed, 'fit-rank', rank), device)
-    torch.manual_seed(derive_seed(cfg.seed, 'fit-global', *([rank] if world > 1 else [])))
+    torch.manual_seed(derive_seed(cfg.seed, 'fit-global', *([rank] if world > 1 else [])))   # dropout etc., inside fit's RNG fork
     losses, start = [], 0
-    if ckpt_path is not None and Path(ckpt_path).exists():
-        ck = load_checkpoint(ckpt_path, expected_config=_run_config(cfg, run_config))
+    if ck is not None:
         model.load_state_dict(ck.state['model']); opt.load_state_dict(ck.state['optim'])
         if ema is not None:
             if 'ema' not in ck.state: raise CheckpointError(f'{ckpt_path} has no EMA weights but cfg.ema_decay is set')
             ema.load_state_dict(ck.state['ema'])
         _set_rng_state(gen, ck.state['rng']); losses = ck.state['losses'].tolist(); start = ck.step
-    net = model
-    if cfg.compile:
-        try: net = torch.compile(model)
-        except Exception as e: warnings.warn(f'torch.compile failed ({e}); training eagerly')
-    if accelerator is not None: net, opt = accelerator.prepare(net, opt)
+    pairs = _ema_pairs(ema, model) if ema is not None else None             # collected once: walking the module tree costs ~1 ms
+    guard = _FiniteGuard(device)
+    if fused: opt.found_inf = guard.skip                                            # the fused kernel skips flagged steps itself
+    eager, opt_ = (accelerator.prepare(model, opt) if accelerator is not None else (model, opt))
+    pool = _thread_pool(cfg.shards) if cfg.shards > 1 else None
+    if pool is not None: eager = ShardedModel(model, params, cfg.shards, pool)
+    net = torch.compile(eager) if cfg.compile else eager
     use_bf16 = cfg.bf16 and device.type == 'cuda'
     pending, t0 = [], time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and is_main), desc='fit', leave=False)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc='fit', leave=False)
+    def forward_backward(net, batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = loss_fn(net, batch, loss_gen)
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ValueError(f'loss_fn must return a scalar tensor, got {getattr(loss, "shape", type(loss).__name__)}: reduce it (e.g. .mean())')
+        opt_.zero_grad(set_to_none=True)
+        accelerator.backward(loss) if accelerator is not None else loss.backward()
+        return loss
     def flush(upto):
         if not pending: return
         vals = torch.stack(pending)
         if world > 1: vals = accelerator.reduce(vals, 'mean')                       # the global-batch loss
-        vals = vals.double().cpu().tolist(); first = upto - len(vals)
-        bad = [first + i for i, v in enumerate(vals) if not math.isfinite(v)]
-        if bad: raise FloatingPointError(f'loss is {vals[bad[0] - first]} at step {bad[0]}: lower the learning rate, '
-                                         'check the data for NaN/inf, or enable grad_clip')
+        vals = vals.double().cpu().tolist(); guard.check(vals, upto - len(vals))
         losses.extend(vals); pending.clear()
-        if progress and is_main: bar.set_postfix(loss=f'{vals[-1]:.4f}')
+        if progress: bar.set_postfix(loss=f'{vals[-1]:.4f}')
     def save(step):
-        if ckpt_path is not None and is_main: _save(ckpt_path, model, opt, ema, gen, losses, step, cfg, run_config)
-    for step in bar:
-        for g_ in opt.param_groups: g_['lr'] = lr_at(step, cfg)
-        batch = shard_batch(get_batch(step, gen), rank, world)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = loss_fn(net, batch, loss_gen)
-        if loss.ndim != 0: raise ValueError(f'loss_fn must return a scalar, got shape {tuple(loss.shape)}: reduce it (e.g. .mean())')
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss) if accelerator is not None else loss.backward()
-        if cfg.grad_clip is not None: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        if ema is not None: ema_update(ema, _unwrap(model), cfg.ema_decay)
-        pending.append(loss.detach().float())
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
-        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
+        if ckpt_path is not None and rank == 0: _save(ckpt_path, model, opt, ema, gen, losses, step, cfg, fp)
+    try:
+        for step in bar:
+            for g_ in opt.param_groups: g_['lr'] = lr_at(step, cfg)
+            batch = shard_batch(get_batch(step, gen), rank, world)
+            if net is not eager and step == start: loss, net = _first_compiled_step(net, eager, forward_backward, batch, loss_gen)
+            else: loss = forward_backward(net, batch)
+            guard.update(step, loss, _grad_norm(params, cfg.grad_clip))
+            if fused: opt_.step()
+            elif not bool(guard.skip): opt_.step()                                 # host sync only without a fused kernel
+            if ema is not None: _ema_step(*pairs, cfg.ema_decay, skip=guard.skip)
+            pending.append(loss.detach().float())
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
+            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
+    finally:
+        if pool is not None: pool.shutdown()
     flush(cfg.steps); bar.close(); save(max(start, cfg.steps))
-    model.eval()
     return TrainResult(model=model, ema=ema, losses=losses, step=max(start, cfg.steps), seconds=time.time() - t0)
+
+# %% ../nbs/11_train.ipynb #c017b
+def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConfig, ckpt_path=None,
+        device=None, progress: bool = True, params: Iterable[nn.Parameter] | None = None,
+        run_config=None, accelerator=None) -> TrainResult:
+    "Train `model` by minimising `loss_fn(model, get_batch(step, g), g)` for `cfg.steps` steps; resumes from `ckpt_path`. The caller's train/eval modes and global RNG are left as they were."
+    device = accelerator.device if accelerator is not None else get_device(device)
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    modes = [(m, m.training) for m in model.modules()]
+    model.to(device)
+    params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
+    if not params: raise ValueError('fit: the model has no trainable parameters (all requires_grad=False): nothing to train')
+    if cfg.shards > 1:
+        if device.type != 'cpu' or accelerator is not None:
+            raise ValueError(f'shards={cfg.shards} splits a batch over the threads of one CPU process; on {device.type}'
+                             f'{" with accelerate" if accelerator is not None else ""} use shards=1')
+        if cfg.compile: raise ValueError('shards > 1 and compile=True do not combine: choose one of them')
+        check_shardable(model)
+    with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [], device_type=device.type):
+        try:
+            fp = run_fingerprint(cfg, model, loss_fn, get_batch, params, device, run_config) if ckpt_path is not None else None
+            ck = _load_for_resume(ckpt_path, fp, cfg) if ckpt_path is not None and Path(ckpt_path).exists() else None
+            model.train()
+            return _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, world, progress and rank == 0, params, accelerator)
+        finally:
+            for m, training in modes: m.training = training
 
 # %% ../nbs/11_train.ipynb #c021
 def _weights_equal(a: nn.Module, b: nn.Module) -> bool:
