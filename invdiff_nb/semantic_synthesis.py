@@ -34,27 +34,26 @@ class SDMConfig(Config):
     n_train: int = 4000
     unet: str = 'cpu'
     num_train_timesteps: int = 1000
-    steps: int = 1000
+    steps: int = 2000
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 1e-3
     ema_decay: float = 0.995
     cond_drop_prob: float = 0.2
     data_seed: int = 2
-    pretrained: SceneDDPMConfig | None = None   # start from this unconditional scene DDPM (SDM's pretraining), or from scratch
+    prediction_type: str = 'v_prediction'       # the network's target (SDM: 'epsilon')
+    pretrained: SceneDDPMConfig | None = None   # start from this unconditional (epsilon) scene DDPM, or from scratch
 
 SDM_PROFILES = {
-    'smoke': SDMConfig(n_train=128, unet='smoke', num_train_timesteps=100, steps=30, batch_size=32, ema_decay=0.9,
-                       pretrained=scene_ddpm_config('smoke')),
-    'cpu':   SDMConfig(pretrained=scene_ddpm_config('cpu')),
-    'gpu':   SDMConfig(size=32, n_train=20000, unet='gpu', steps=10000, batch_size=256, lr=1e-4, ema_decay=0.9995,
-                       pretrained=scene_ddpm_config('gpu')),
+    'smoke': SDMConfig(n_train=128, unet='smoke', num_train_timesteps=100, steps=30, batch_size=32, ema_decay=0.9),
+    'cpu':   SDMConfig(),
+    'gpu':   SDMConfig(size=32, n_train=20000, unet='gpu', steps=10000, batch_size=256, lr=2e-4, ema_decay=0.9995),
 }
 
 # %% ../nbs/74_semantic_synthesis.ipynb #c008
 def sdm_model(config: SDMConfig, seed: int = 0, device=None, root=None, verbose: bool = True):
     "The mask-conditioned DDPM (ConcatCondition around a UNet, null mask = zeros, EMA weights) and its scheduler; trained and cached on first use."
     c, device, K = config, get_device(device), len(SCENE_CLASSES)
-    sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True))
+    sched = GaussianScheduler(SchedulerConfig(num_train_timesteps=c.num_train_timesteps, clip_sample=True, prediction_type=c.prediction_type))
     ucfg = unet_config(c.unet, in_channels=3 + K, out_channels=3, image_size=c.size, num_train_timesteps=c.num_train_timesteps)
     torch.manual_seed(derive_seed(seed, 'sdm-init'))
     model, info = ConcatCondition(UNet(ucfg), cond_channels=K, null_value=0.0), {'seconds': 0.0, 'losses': []}
@@ -63,6 +62,8 @@ def sdm_model(config: SDMConfig, seed: int = 0, device=None, root=None, verbose:
         if (p.size, p.unet, p.num_train_timesteps) != (c.size, c.unet, c.num_train_timesteps):
             raise ValueError(f'the pretrained scene DDPM ({p.size} px, {p.unet!r}, T={p.num_train_timesteps}) must match the SDM '
                              f'({c.size} px, {c.unet!r}, T={c.num_train_timesteps})')
+        if c.prediction_type != 'epsilon':
+            raise ValueError(f"the scene DDPM predicts 'epsilon': start a {c.prediction_type!r} SDM from scratch (pretrained=None)")
     def train(m):
         if c.pretrained is not None:
             init_from_unconditional(m, scene_ddpm(c.pretrained, seed=seed, device=device, root=root, verbose=verbose)[0].cpu())
