@@ -9,8 +9,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(args, cwd, timeout=600):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+def run(args, cwd, timeout=600, **env_extra):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', **env_extra}
     return subprocess.run([sys.executable, '-m', 'invdiff_nb.bench', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -40,7 +40,8 @@ def test_bad_input(tmp_path, args, msg):
 @pytest.mark.timeout(1200)
 def test_gpu_check_dry_run_runs_and_publishes(tmp_path):
     p = run(['--gpu-check', '--dry-run', '--invdiff-profile', 'no_such_profile', '--reports', str(tmp_path / 'reports'),
-             '--runs', str(tmp_path / 'runs')], ROOT, timeout=1100)
+             '--runs', str(tmp_path / 'runs')], ROOT, timeout=1100,
+            INVDIFF_CACHE=str(tmp_path / 'cache'))     # its own cache: a model it caches would be loaded by 15's smoke test
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     dest = tmp_path / 'reports' / 'gpu'
     summary = json.loads((dest / 'gpu_check.json').read_text())
