@@ -9,13 +9,13 @@ __all__ = ['Config', 'seed_everything', 'make_generator', 'get_device', 'get_pro
            'save_fig', 'digits', 'random_batches', 'GaussianScheduler', 'SchedulerConfig', 'StepOutput',
            'diffusion_loss', 'drop_condition', 'null_condition', 'UNet', 'UNetConfig', 'unet_config', 'DiffusersUNet',
            'TimeEmbedding', 'ResBlock', 'timestep_embedding', 'count_params', 'fit', 'TrainConfig', 'TrainResult',
-           'NoisyClassifier', 'NoisyClassifierConfig', 'noisy_classifier_loss', 'noisy_accuracy', 'sample', 'CFGModel',
-           'ClassifierGuidance', 'Trajectory', 'DigitEvaluator', 'frechet_distance', 'precision_recall',
-           'digit_classifier_config', 'D3PMScheduler', 'D3PMConfig', 'd3pm_sample', 'elbo_bpd', 'make_corpus', 'Vocab',
-           'parse_sentence', 'mentions', 'slot_recall', 'DiffusionLM', 'DLMConfig', 'dlm_scheduler', 'dlm_loss',
-           'generate', 'make_benchmark', 'get_spec', 'BiasDataset', 'attribute_classifiers', 'evaluate_bias',
-           'bias_score', 'attr_classifier_config', 'InvDiff', 'InvDiffConfig', 'InvDiffModel', 'fit_control',
-           'make_module', 'fit_base', 'CONTROLS']
+           'run_concurrently', 'NoisyClassifier', 'NoisyClassifierConfig', 'noisy_classifier_loss', 'noisy_accuracy',
+           'sample', 'CFGModel', 'ClassifierGuidance', 'Trajectory', 'DigitEvaluator', 'frechet_distance',
+           'precision_recall', 'digit_classifier_config', 'D3PMScheduler', 'D3PMConfig', 'd3pm_sample', 'elbo_bpd',
+           'make_corpus', 'Vocab', 'parse_sentence', 'mentions', 'slot_recall', 'DiffusionLM', 'DLMConfig',
+           'dlm_scheduler', 'dlm_loss', 'generate', 'make_benchmark', 'get_spec', 'BiasDataset',
+           'attribute_classifiers', 'evaluate_bias', 'bias_score', 'attr_classifier_config', 'InvDiff', 'InvDiffConfig',
+           'InvDiffModel', 'fit_control', 'prepare_control', 'make_module', 'fit_base', 'CONTROLS']
 
 # %% ../nbs/index.ipynb #h16x003
 from .core import (
@@ -26,7 +26,7 @@ from .ddpm import (
     GaussianScheduler, SchedulerConfig, StepOutput, diffusion_loss, drop_condition, null_condition)
 from .models import (
     UNet, UNetConfig, unet_config, DiffusersUNet, TimeEmbedding, ResBlock, timestep_embedding, count_params)
-from .train import fit, TrainConfig, TrainResult
+from .train import fit, TrainConfig, TrainResult, run_concurrently
 from .noisy_classifier import NoisyClassifier, NoisyClassifierConfig, noisy_classifier_loss, noisy_accuracy
 from .sampling import sample, CFGModel, ClassifierGuidance, Trajectory
 from .metrics import DigitEvaluator, frechet_distance, precision_recall, digit_classifier_config
@@ -35,17 +35,17 @@ from .text import make_corpus, Vocab, parse_sentence, mentions, slot_recall
 from .diffusion_lm import DiffusionLM, DLMConfig, dlm_scheduler, dlm_loss, generate
 from .bias_data import make_benchmark, get_spec, BiasDataset
 from .bias_metrics import attribute_classifiers, evaluate_bias, bias_score, attr_classifier_config
-from .invdiff import InvDiff, InvDiffConfig, InvDiffModel, fit_control, make_module, fit_base, CONTROLS
+from .invdiff import InvDiff, InvDiffConfig, InvDiffModel, fit_control, prepare_control, make_module, fit_base, CONTROLS
 
 _all_ = ['Config', 'seed_everything', 'make_generator', 'get_device', 'get_profile', 'preset', 'eval_mode',
          'batched', 'save_checkpoint', 'load_checkpoint', 'load_or_train', 'write_results', 'read_results',
          'show_images', 'save_fig', 'digits', 'random_batches', 'GaussianScheduler', 'SchedulerConfig', 'StepOutput',
          'diffusion_loss', 'drop_condition', 'null_condition', 'UNet', 'UNetConfig', 'unet_config', 'DiffusersUNet',
-         'TimeEmbedding', 'ResBlock', 'timestep_embedding', 'count_params', 'fit', 'TrainConfig', 'TrainResult',
+         'TimeEmbedding', 'ResBlock', 'timestep_embedding', 'count_params', 'fit', 'TrainConfig', 'TrainResult', 'run_concurrently',
          'NoisyClassifier', 'NoisyClassifierConfig', 'noisy_classifier_loss', 'noisy_accuracy', 'sample', 'CFGModel',
          'ClassifierGuidance', 'Trajectory', 'DigitEvaluator', 'frechet_distance', 'precision_recall',
          'digit_classifier_config', 'D3PMScheduler', 'D3PMConfig', 'd3pm_sample', 'elbo_bpd', 'make_corpus', 'Vocab',
          'parse_sentence', 'mentions', 'slot_recall', 'DiffusionLM', 'DLMConfig', 'dlm_scheduler', 'dlm_loss',
          'generate', 'make_benchmark', 'get_spec', 'BiasDataset', 'attribute_classifiers', 'evaluate_bias',
          'bias_score', 'attr_classifier_config', 'InvDiff', 'InvDiffConfig', 'InvDiffModel',
-         'fit_control', 'make_module', 'fit_base', 'CONTROLS']
+         'fit_control', 'prepare_control', 'make_module', 'fit_base', 'CONTROLS']

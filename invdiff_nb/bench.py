@@ -30,7 +30,7 @@ DIFFUSERS_UNET_PRESETS = {
                  num_class_embeds=5, norm_num_groups=8, down_block_types=('DownBlock2D', 'AttnDownBlock2D'),
                  up_block_types=('AttnUpBlock2D', 'UpBlock2D')),
 }
-LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards')
+LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards', 'concurrent')
 
 @dataclass
 class BenchConfig(Config):
@@ -70,7 +70,7 @@ BENCH_PROFILES = {
                          dpm_steps=(2, 3), compile=False, profile_steps=1, lever_steps=1, levers=tuple(l for l in LEVERS if l != 'compile')),
     'cpu':   BenchConfig(preset='tiny', batch_size=64, train_steps=8, warmup_steps=3, repeats=3, sample_n=256, ddpm_steps=100, ddim_steps=50,
                          compile=False, shards=2, profile_steps=2, lever_steps=4),
-    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards'))),   # ours compiles anyway; the GPU minutes are few
+    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards', 'concurrent'))),   # ours compiles anyway; the GPU minutes are few
 }
 
 def build_unet(preset: str, seed: int = 0):
@@ -338,6 +338,15 @@ def measure_levers(cfg: BenchConfig, device, log=print) -> list[dict]:
             one, many = our_fit_runner(cfg.replace(shards=1, compile=False), dev), our_fit_runner(cfg.replace(shards=k, compile=False), dev)
             t1, tk = _ab(lambda: one(n), lambda: many(n), 2, dev)
             row(lever, f'our fit, per step: every op over the threads -> {k} batch slices, one core each', t1 / n, tk / n)
+        elif lever == 'concurrent':
+            if dev.type != 'cpu': continue
+            from invdiff_nb.train import run_concurrently
+            small = cfg.replace(batch_size=max(1, cfg.batch_size // 8), shards=1, compile=False)
+            a, b = our_fit_runner(small, dev), our_fit_runner(small, dev)
+            t_seq, t_conc = _ab(lambda: (a(n), b(n)), lambda: run_concurrently([lambda: a(n), lambda: b(n)]), 2, dev)
+            row(lever, f'two fits of batch {small.batch_size}, per step: one after the other, every op over the threads -> '
+                       'both at once, one core each (run_concurrently)', t_seq / (2 * n), t_conc / (2 * n),
+                note='small batches: how notebook 51 trains its six stage-2 modules')
     return rows
 
 def lever_table(rows: list[dict]) -> str:

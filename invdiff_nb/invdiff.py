@@ -28,7 +28,7 @@ __all__ = ['CONTROLS', 'timestep_grid', 'per_sample_loss', 'sample_noise', 'loss
            'minority_stats', 'top_group_stats', 'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output',
            'make_module', 'InvDiffModel', 'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff',
            'fit_base', 'lora_model', 'InvDiffConfig', 'as_model', 'condition_ids', 'InvDiff', 'DiffusersInvDiffUNet',
-           'fit_control']
+           'prepare_control', 'fit_control']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -804,10 +804,10 @@ def _true_groups(cond, bias, N: int, within: bool) -> torch.Tensor:
     ids = condition_ids(cond) if (within and cond is not None) else torch.zeros(N, dtype=torch.long)
     return torch.unique(ids * (int(bias.max()) + 1) + bias, return_inverse=True)[1]
 
-def fit_control(kind: str, base: nn.Module, scheduler, x: torch.Tensor, cond=None, config: InvDiffConfig | None = None,
-                groups: GroupInference | None = None, bias=None, jtt_fraction: float = 0.1, jtt_upweight: float = 10.0,
-                null_cond=None, progress: bool = False) -> InvDiff:
-    "Fit one control with InvDiff's module, budget and sampling: 'lam0', 'random', 'oracle' (labels), 'balanced' (labels) or 'jtt'."
+def prepare_control(kind: str, base: nn.Module, scheduler, x: torch.Tensor, cond=None, config: InvDiffConfig | None = None,
+                    groups: GroupInference | None = None, bias=None, jtt_fraction: float = 0.1, jtt_upweight: float = 10.0,
+                    null_cond=None, progress: bool = False) -> tuple[InvDiff, Callable[[], InvDiff]]:
+    "One control built but not trained: (its InvDiff, a call that trains it and returns it). Build several, then train them together with `run_concurrently`."
     if kind not in CONTROLS: raise ValueError(f'unknown control {kind!r}: choose one of {CONTROLS}')
     if kind in ('oracle', 'balanced') and bias is None:
         raise ValueError(f"the '{kind}' control uses the true bias labels (a reference, not a method): pass bias=")
@@ -815,26 +815,35 @@ def fit_control(kind: str, base: nn.Module, scheduler, x: torch.Tensor, cond=Non
     config = config if config is not None else InvDiffConfig()
     deb, N = InvDiff(base, scheduler, config.replace(lam=0.0) if kind == 'lam0' else config, null_cond=null_cond), len(x)
     if kind in ('lam0', 'random', 'jtt') and groups is None: groups = deb.infer_groups(x, cond, progress=progress)
+    if kind == 'jtt' and groups.signal is None:
+        raise ValueError("the 'jtt' control ranks samples by the group signal: pass groups from InvDiff.infer_groups")
     within = config.group_within == 'cond' and cond is not None
-    if kind == 'lam0': deb.fit(x, cond, groups, progress=progress)
-    elif kind == 'random':
-        g, K = make_generator(derive_seed(config.seed, 'random-groups')), groups.num_groups
-        part = groups.partition if groups.partition is not None else torch.zeros(K, dtype=torch.long)
-        ids = condition_ids(cond) if groups.partition is not None else torch.zeros(N, dtype=torch.long)
-        cols = [torch.nonzero(part == v).flatten() for v in ids.tolist()]                 # the groups of each sample's partition
-        pick = torch.stack([c[torch.randint(0, len(c), (1,), generator=g)][0] for c in cols])
-        deb.fit(x, cond, F.one_hot(pick, K).float(), progress=progress)
-    elif kind == 'oracle': deb.fit(x, cond, F.one_hot(_true_groups(cond, bias, N, within)).float(), progress=progress)
-    elif kind == 'balanced':
-        tg = _true_groups(cond, bias, N, True); n = torch.bincount(tg).double()
-        deb.fit(x, cond, _one_group(N), sample_probs=1.0 / n[tg], progress=progress)
-    else:
-        s, p = groups.signal, torch.ones(N, dtype=torch.float64)
-        if s is None: raise ValueError("the 'jtt' control ranks samples by the group signal: pass groups from InvDiff.infer_groups")
-        ids = condition_ids(cond) if within else torch.zeros(N, dtype=torch.long)
-        for v in ids.unique():
-            idx = (ids == v).nonzero().flatten(); k = max(1, int(jtt_fraction * len(idx)))
-            p[idx[s[idx].topk(k).indices]] = jtt_upweight
-        deb.fit(x, cond, _one_group(N), sample_probs=p, progress=progress)
-    if kind in ('lam0', 'jtt'): deb.groups = groups
-    return deb
+    def train() -> InvDiff:
+        if kind == 'lam0': deb.fit(x, cond, groups, progress=progress)
+        elif kind == 'random':
+            g, K = make_generator(derive_seed(config.seed, 'random-groups')), groups.num_groups
+            part = groups.partition if groups.partition is not None else torch.zeros(K, dtype=torch.long)
+            ids = condition_ids(cond) if groups.partition is not None else torch.zeros(N, dtype=torch.long)
+            cols = [torch.nonzero(part == v).flatten() for v in ids.tolist()]                 # the groups of each sample's partition
+            pick = torch.stack([c[torch.randint(0, len(c), (1,), generator=g)][0] for c in cols])
+            deb.fit(x, cond, F.one_hot(pick, K).float(), progress=progress)
+        elif kind == 'oracle': deb.fit(x, cond, F.one_hot(_true_groups(cond, bias, N, within)).float(), progress=progress)
+        elif kind == 'balanced':
+            tg = _true_groups(cond, bias, N, True); n = torch.bincount(tg).double()
+            deb.fit(x, cond, _one_group(N), sample_probs=1.0 / n[tg], progress=progress)
+        else:
+            s, p = groups.signal, torch.ones(N, dtype=torch.float64)
+            ids = condition_ids(cond) if within else torch.zeros(N, dtype=torch.long)
+            for v in ids.unique():
+                idx = (ids == v).nonzero().flatten(); k = max(1, int(jtt_fraction * len(idx)))
+                p[idx[s[idx].topk(k).indices]] = jtt_upweight
+            deb.fit(x, cond, _one_group(N), sample_probs=p, progress=progress)
+        if kind in ('lam0', 'jtt'): deb.groups = groups
+        return deb
+    return deb, train
+
+def fit_control(kind: str, base: nn.Module, scheduler, x: torch.Tensor, cond=None, config: InvDiffConfig | None = None,
+                groups: GroupInference | None = None, bias=None, jtt_fraction: float = 0.1, jtt_upweight: float = 10.0,
+                null_cond=None, progress: bool = False) -> InvDiff:
+    "Fit one control with InvDiff's module, budget and sampling: 'lam0', 'random', 'oracle' (labels), 'balanced' (labels) or 'jtt'."
+    return prepare_control(kind, base, scheduler, x, cond, config, groups, bias, jtt_fraction, jtt_upweight, null_cond, progress)[1]()

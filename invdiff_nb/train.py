@@ -19,7 +19,7 @@ from .core import (Config, CheckpointError, derive_seed, get_device, load_checkp
 
 # %% auto #0
 __all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'run_fingerprint', 'shard_batch', 'check_shardable',
-           'ShardedModel', 'fit']
+           'ShardedModel', 'fit', 'run_concurrently']
 
 # %% ../nbs/11_train.ipynb #c006
 def _check_number(name: str, v, lo: float, lo_ok: bool = True, hi: float = math.inf, hi_ok: bool = False, integer: bool = False):
@@ -340,6 +340,8 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
     eager, opt_ = (accelerator.prepare(model, opt) if accelerator is not None else (model, opt))
     pool = _thread_pool(cfg.shards) if cfg.shards > 1 else None
     if pool is not None: eager = ShardedModel(model, params, cfg.shards, pool)
+    threads = torch.get_num_threads()
+    if pool is not None: torch.set_num_threads(1)       # torch's thread count is global: the slices' threads would each use them all
     net = torch.compile(eager) if cfg.compile else eager
     use_bf16 = cfg.bf16 and device.type == 'cuda'
     pending, t0 = [], time.time()
@@ -376,7 +378,7 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
             if done % cfg.log_every == 0 or done == cfg.steps: flush(done)
             if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps: flush(done); save(done)
     finally:
-        if pool is not None: pool.shutdown()
+        if pool is not None: pool.shutdown(); torch.set_num_threads(threads)
     flush(cfg.steps); bar.close(); save(max(start, cfg.steps))
     return TrainResult(model=model, ema=ema, losses=losses, step=max(start, cfg.steps), seconds=time.time() - t0)
 
@@ -405,6 +407,23 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
             return _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, world, progress and rank == 0, params, accelerator)
         finally:
             for m, training in modes: m.training = training
+
+# %% ../nbs/11_train.ipynb #x001
+def run_concurrently(fns: Iterable[Callable[[], Any]], workers: int | None = None) -> list:
+    "Call every function of `fns` in `workers` threads (default: torch's thread count), each running torch ops on one core; their results, in order."
+    fns = list(fns)
+    if not all(callable(f) for f in fns): raise TypeError('run_concurrently takes functions of no arguments, e.g. [lambda: fit(...), ...]')
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
+    if not fns: return []
+    prev = torch.get_num_threads()
+    pool = ThreadPoolExecutor(min(len(fns), workers or max(1, prev)), initializer=torch.set_num_threads, initargs=(1,),
+                              thread_name_prefix='run-concurrently')
+    torch.set_num_threads(1)                                    # while they run: one core per op everywhere (no oversubscription)
+    try:
+        with torch.random.fork_rng(devices=[]):                 # the functions' own forks may restore in any order
+            return list(pool.map(lambda f: f(), fns))
+    finally: pool.shutdown(); torch.set_num_threads(prev)
 
 # %% ../nbs/11_train.ipynb #c021
 def _weights_equal(a: nn.Module, b: nn.Module) -> bool:
