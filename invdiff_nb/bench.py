@@ -18,8 +18,9 @@ from .core import Config, get_device, make_generator, atomic_write_text, lookup_
 # %% auto #0
 __all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'GPU_CHECK_PLAN',
            'BenchConfig', 'build_unet', 'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'host_syncs',
-           'plain_diffusers_step', 'plain_diffusers_runner', 'our_fit_runner', 'op_group', 'step_profile',
-           'profile_table', 'measure_levers', 'lever_table', 'time_sampling', 'run_bench', 'gpu_check', 'main']
+           'fp32_attention', 'plain_diffusers_step', 'plain_diffusers_runner', 'our_fit_runner', 'op_group',
+           'step_profile', 'profile_table', 'measure_levers', 'lever_table', 'time_sampling', 'run_bench', 'gpu_check',
+           'main']
 
 # %% ../nbs/60_bench.ipynb #c006
 DIFFUSERS_UNET_PRESETS = {
@@ -30,7 +31,7 @@ DIFFUSERS_UNET_PRESETS = {
                  num_class_embeds=5, norm_num_groups=8, down_block_types=('DownBlock2D', 'AttnDownBlock2D'),
                  up_block_types=('AttnUpBlock2D', 'UpBlock2D')),
 }
-LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards', 'concurrent')
+LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards', 'concurrent', 'bf16_fp32_attention')
 
 @dataclass
 class BenchConfig(Config):
@@ -70,7 +71,7 @@ BENCH_PROFILES = {
                          dpm_steps=(2, 3), compile=False, profile_steps=1, lever_steps=1, levers=tuple(l for l in LEVERS if l != 'compile')),
     'cpu':   BenchConfig(preset='tiny', batch_size=64, train_steps=8, warmup_steps=3, repeats=3, sample_n=256, ddpm_steps=100, ddim_steps=50,
                          compile=False, shards=2, profile_steps=2, lever_steps=4),
-    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards', 'concurrent'))),   # ours compiles anyway; the GPU minutes are few
+    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards', 'concurrent', 'bf16_fp32_attention'))),   # ours compiles anyway; the GPU minutes are few
 }
 
 def build_unet(preset: str, seed: int = 0):
@@ -162,12 +163,27 @@ def _seconds(fn: Callable[[], object], device) -> float:
     return time.perf_counter() - t0
 
 # %% ../nbs/60_bench.ipynb #c015
+def fp32_attention(unet: nn.Module) -> nn.Module:
+    "Make every attention layer of a diffusers UNet compute in float32 even inside a bf16 autocast region (the rest of the UNet stays in bf16); returns `unet`."
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+    class FP32AttnProcessor(AttnProcessor2_0):
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+            f = lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+            with torch.autocast(hidden_states.device.type, enabled=False):
+                return super().__call__(attn, f(hidden_states), f(encoder_hidden_states), attention_mask, f(temb), *args, **kwargs)
+    n = 0
+    for m in unet.modules():
+        if isinstance(m, Attention): m.set_processor(FP32AttnProcessor()); n += 1
+    if n == 0: raise ValueError(f'{type(unet).__name__} has no diffusers Attention layer: nothing to keep in float32')
+    return unet
+
 def plain_diffusers_step(cfg: BenchConfig, device, bf16: bool = False, channels_last: bool = False, compile: bool = False,
-                         sync: bool = True, optimizer: str = 'default') -> Callable[[], object]:
+                         sync: bool = True, optimizer: str = 'default', attention_fp32: bool = False) -> Callable[[], object]:
     "One step of the textbook diffusers training loop as a function (fp32, eager, `.item()` every step); each switch applies one lever."
     from diffusers import DDPMScheduler
     dev = torch.device(device)
     unet = build_unet(cfg.preset, cfg.seed).to(dev).train()
+    if attention_fp32: fp32_attention(unet)
     if channels_last: unet = unet.to(memory_format=torch.channels_last)
     net = torch.compile(unet) if compile else unet
     sched = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps)
@@ -322,6 +338,10 @@ def measure_levers(cfg: BenchConfig, device, log=print) -> list[dict]:
             row(lever, 'one batch: DataLoader (shuffle, collate, copy) -> gather from resident tensors', *_ab(*_data_fns(cfg, dev), 5 * n, dev))
         elif lever == 'bf16':
             row(lever, 'whole step: fp32 -> bf16 autocast', *_ab(step(), step(bf16=True), n, dev))
+        elif lever == 'bf16_fp32_attention':
+            if dev.type != 'cpu': continue
+            row(lever, 'whole step: fp32 -> bf16 autocast, attention kept in fp32', *_ab(step(), step(bf16=True, attention_fp32=True), n, dev),
+                note='the CPU attention kernel is slow in bf16 at small head sizes (see the bf16 row)')
         elif lever == 'channels_last':
             row(lever, 'whole step: NCHW -> channels-last', *_ab(step(), step(channels_last=True), n, dev))
         elif lever == 'compile':
