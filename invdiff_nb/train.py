@@ -200,7 +200,7 @@ def _sum(gs: list):
     return functools.reduce(torch.add, gs) if gs else None
 
 def _thread_pool(n: int) -> ThreadPoolExecutor:
-    "n worker threads, each running torch ops on one core (the caller's thread count is unchanged)."
+    "n worker threads for batch slices. torch's thread count is process-wide, so the caller sets it to 1 while they work (fit does; see run_concurrently)."
     prev = torch.get_num_threads()
     pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix='fit-shard')
     list(pool.map(time.sleep, [0.01] * n))                 # start them now
