@@ -13,14 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .train import AttentionPrecision
 from .core import Config, get_device, make_generator, atomic_write_text, lookup_profile, preset, in_ipython
 
 # %% auto #0
 __all__ = ['DIFFUSERS_UNET_PRESETS', 'LEVERS', 'BENCH_PROFILES', 'OP_GROUPS', 'GPU_CHECK_BUDGET_S', 'GPU_CHECK_PLAN',
            'BenchConfig', 'build_unet', 'train_step_flops', 'tf32', 'PeakMemory', 'synthetic_data', 'host_syncs',
-           'fp32_attention', 'plain_diffusers_step', 'plain_diffusers_runner', 'our_fit_runner', 'op_group',
-           'step_profile', 'profile_table', 'measure_levers', 'lever_table', 'time_sampling', 'run_bench', 'gpu_check',
-           'main']
+           'cpu_has_bf16', 'plain_diffusers_step', 'plain_diffusers_runner', 'our_fit_runner', 'loss_reached',
+           'op_group', 'step_profile', 'profile_table', 'measure_levers', 'lever_table', 'time_sampling', 'run_bench',
+           'gpu_check', 'main']
 
 # %% ../nbs/60_bench.ipynb #c006
 DIFFUSERS_UNET_PRESETS = {
@@ -31,7 +32,7 @@ DIFFUSERS_UNET_PRESETS = {
                  num_class_embeds=5, norm_num_groups=8, down_block_types=('DownBlock2D', 'AttnDownBlock2D'),
                  up_block_types=('AttnUpBlock2D', 'UpBlock2D')),
 }
-LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards', 'concurrent', 'bf16_fp32_attention')
+LEVERS = ('optimizer', 'ema', 'finite_check', 'host_sync', 'data', 'bf16', 'channels_last', 'compile', 'shards', 'concurrent', 'bf16_fp32_attention', 'bf16_math_attention')
 
 @dataclass
 class BenchConfig(Config):
@@ -47,11 +48,12 @@ class BenchConfig(Config):
     dpm_steps: tuple[int, ...] = (10, 20)   # DPM-Solver++(2M) step counts
     num_train_timesteps: int = 1000
     compile: bool = True            # our path: torch.compile
-    bf16: bool = True               # our path: bf16 autocast (CUDA only)
+    bf16: bool = True               # our path: bf16 autocast (on a CPU: TrainConfig.cpu_bf16, if the CPU has bf16 instructions)
     channels_last: bool = True      # our path: channels-last memory format (CUDA only)
     shards: int = 1                 # our path on a CPU: TrainConfig.shards (batch slices in parallel threads)
     profile_steps: int = 2          # steps recorded by the profiler table (0 = no table)
     lever_steps: int = 4            # timed steps per variant and lever (0 = no lever table)
+    quality_steps: int = 0          # our path trained this many steps in fp32 and with its own precision: the loss each reaches (0 = skip)
     levers: tuple[str, ...] = LEVERS
     seed: int = 0
 
@@ -60,7 +62,7 @@ class BenchConfig(Config):
         for k in ('batch_size', 'train_steps', 'repeats', 'sample_n', 'ddpm_steps', 'ddim_steps', 'shards'):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{k} must be an int >= 1, got {v!r}')
-        for k in ('warmup_steps', 'profile_steps', 'lever_steps'):
+        for k in ('warmup_steps', 'profile_steps', 'lever_steps', 'quality_steps'):
             if getattr(self, k) < 0: raise ValueError(f'{k} must be >= 0, got {getattr(self, k)}')
         if not self.dpm_steps or any(n < 1 for n in self.dpm_steps): raise ValueError(f'dpm_steps must be step counts >= 1, got {self.dpm_steps}')
         unknown = sorted(set(self.levers) - set(LEVERS))
@@ -68,10 +70,10 @@ class BenchConfig(Config):
 
 BENCH_PROFILES = {
     'smoke': BenchConfig(preset='tiny', batch_size=8, train_steps=2, warmup_steps=1, repeats=1, sample_n=4, ddpm_steps=4, ddim_steps=2,
-                         dpm_steps=(2, 3), compile=False, profile_steps=1, lever_steps=1, levers=tuple(l for l in LEVERS if l != 'compile')),
+                         dpm_steps=(2, 3), compile=False, profile_steps=1, lever_steps=1, quality_steps=4, levers=tuple(l for l in LEVERS if l != 'compile')),
     'cpu':   BenchConfig(preset='tiny', batch_size=64, train_steps=8, warmup_steps=3, repeats=3, sample_n=256, ddpm_steps=100, ddim_steps=50,
-                         compile=False, shards=2, profile_steps=2, lever_steps=4),
-    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards', 'concurrent', 'bf16_fp32_attention'))),   # ours compiles anyway; the GPU minutes are few
+                         compile=False, shards=2, profile_steps=2, lever_steps=4, quality_steps=150),
+    'gpu':   BenchConfig(levers=tuple(l for l in LEVERS if l not in ('compile', 'shards', 'concurrent', 'bf16_fp32_attention', 'bf16_math_attention'))),   # ours compiles anyway; the GPU minutes are few
 }
 
 def build_unet(preset: str, seed: int = 0):
@@ -163,27 +165,17 @@ def _seconds(fn: Callable[[], object], device) -> float:
     return time.perf_counter() - t0
 
 # %% ../nbs/60_bench.ipynb #c015
-def fp32_attention(unet: nn.Module) -> nn.Module:
-    "Make every attention layer of a diffusers UNet compute in float32 even inside a bf16 autocast region (the rest of the UNet stays in bf16); returns `unet`."
-    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-    class FP32AttnProcessor(AttnProcessor2_0):
-        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-            f = lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
-            with torch.autocast(hidden_states.device.type, enabled=False):
-                return super().__call__(attn, f(hidden_states), f(encoder_hidden_states), attention_mask, f(temb), *args, **kwargs)
-    n = 0
-    for m in unet.modules():
-        if isinstance(m, Attention): m.set_processor(FP32AttnProcessor()); n += 1
-    if n == 0: raise ValueError(f'{type(unet).__name__} has no diffusers Attention layer: nothing to keep in float32')
-    return unet
+def cpu_has_bf16() -> bool:
+    "Whether this CPU has bf16 instructions that oneDNN uses (AVX-512-BF16 or AMX); without them bf16 is emulated, and slower than fp32."
+    try: return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
 
 def plain_diffusers_step(cfg: BenchConfig, device, bf16: bool = False, channels_last: bool = False, compile: bool = False,
-                         sync: bool = True, optimizer: str = 'default', attention_fp32: bool = False) -> Callable[[], object]:
-    "One step of the textbook diffusers training loop as a function (fp32, eager, `.item()` every step); each switch applies one lever."
+                         sync: bool = True, optimizer: str = 'default', attention: str | None = None) -> Callable[[], object]:
+    "One step of the textbook diffusers training loop as a function (fp32, eager, `.item()` every step); each switch applies one lever (`attention`: an `AttentionPrecision` way)."
     from diffusers import DDPMScheduler
     dev = torch.device(device)
     unet = build_unet(cfg.preset, cfg.seed).to(dev).train()
-    if attention_fp32: fp32_attention(unet)
     if channels_last: unet = unet.to(memory_format=torch.channels_last)
     net = torch.compile(unet) if compile else unet
     sched = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps)
@@ -196,7 +188,7 @@ def plain_diffusers_step(cfg: BenchConfig, device, bf16: bool = False, channels_
         if channels_last: x0 = x0.contiguous(memory_format=torch.channels_last)
         noise = torch.randn(x0.shape, generator=g, device=dev)
         t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,), generator=g, device=dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16), (AttentionPrecision(attention) if attention else contextlib.nullcontext()):
             loss = nn.functional.mse_loss(net(sched.add_noise(x0, noise, t), t, class_labels=y).sample.float(), noise)
         opt.zero_grad(); loss.backward(); opt.step()
         return loss.item() if sync else loss.detach()
@@ -227,9 +219,16 @@ def our_fit_runner(cfg: BenchConfig, device) -> Callable[[int], object]:
         x0 = x_all[idx]
         return (x0.contiguous(memory_format=torch.channels_last) if cl else x0), y_all[idx]
     def loss_fn(m, batch, g): return diffusion_loss(m, sched, batch[0], cond=batch[1], generator=g)
-    tc = TrainConfig(steps=1, lr=1e-4, grad_clip=None, bf16=cfg.bf16, compile=cfg.compile, log_every=10**9, seed=cfg.seed,
+    tc = TrainConfig(steps=1, lr=1e-4, grad_clip=None, bf16=cfg.bf16, cpu_bf16=cfg.bf16 and dev.type == 'cpu' and cpu_has_bf16(),
+                     compile=cfg.compile, log_every=10**9, seed=cfg.seed,
                      shards=cfg.shards if dev.type == 'cpu' else 1)
     return lambda n: fit(model, loss_fn, get_batch, tc.replace(steps=n), device=dev, progress=False)
+
+def loss_reached(cfg: BenchConfig, device) -> dict:
+    "Our path trained for `cfg.quality_steps` steps twice, same seed and batches: in fp32 and with `cfg`'s precision; the mean loss of each run's last quarter."
+    q = cfg.quality_steps; last = lambda r: statistics.fmean(r.losses[-max(1, q // 4):])
+    fp32, ours = (last(our_fit_runner(c, device)(q)) for c in (cfg.replace(bf16=False), cfg))
+    return {'quality_steps': q, 'quality_loss_fp32': fp32, 'quality_loss_ours': ours, 'quality_loss_ratio': ours / fp32}
 
 # %% ../nbs/60_bench.ipynb #c021
 OP_GROUPS = (   # (group, substrings of the operator name); the first match wins
@@ -262,10 +261,10 @@ def step_profile(run: Callable[[int], object], device, steps: int = 2) -> dict[s
         out[op_group(e.key)] += us / 1e6 / steps
     return out
 
-def profile_table(plain: dict, ours: dict) -> str:
+def profile_table(plain: dict, ours: dict, ours_name: str = 'our fit') -> str:
     "Markdown table: milliseconds per step and share of the step, per operator group, for both paths."
     tp, to = sum(plain.values()), sum(ours.values())
-    rows = ['| operator group | plain diffusers | our fit |', '|---|---|---|']
+    rows = ['| operator group | plain diffusers | ' + ours_name + ' |', '|---|---|---|']
     for g in sorted(plain, key=lambda k: -plain[k]):
         rows.append(f'| {g} | {plain[g] * 1e3:.1f} ms ({plain[g] / tp:.0%}) | {ours[g] * 1e3:.1f} ms ({ours[g] / to:.0%}) |')
     rows.append(f'| **total recorded** | **{tp * 1e3:.1f} ms** | **{to * 1e3:.1f} ms** |')
@@ -338,10 +337,13 @@ def measure_levers(cfg: BenchConfig, device, log=print) -> list[dict]:
             row(lever, 'one batch: DataLoader (shuffle, collate, copy) -> gather from resident tensors', *_ab(*_data_fns(cfg, dev), 5 * n, dev))
         elif lever == 'bf16':
             row(lever, 'whole step: fp32 -> bf16 autocast', *_ab(step(), step(bf16=True), n, dev))
-        elif lever == 'bf16_fp32_attention':
+        elif lever in ('bf16_fp32_attention', 'bf16_math_attention'):
             if dev.type != 'cpu': continue
-            row(lever, 'whole step: fp32 -> bf16 autocast, attention kept in fp32', *_ab(step(), step(bf16=True, attention_fp32=True), n, dev),
-                note='the CPU attention kernel is slow in bf16 at small head sizes (see the bf16 row)')
+            how = 'fp32' if lever == 'bf16_fp32_attention' else 'bf16_math'
+            row(lever, 'whole step: fp32 -> bf16 autocast, attention ' + ('kept in fp32' if how == 'fp32' else 'as bf16 matmuls around an fp32 softmax'),
+                *_ab(step(), step(bf16=True, attention=how), n, dev),
+                note='torch\'s CPU attention kernel is slow in bf16 at small head sizes (see the bf16 row)' if how == 'fp32' else
+                     'our CPU path where the CPU has bf16 instructions (TrainConfig.cpu_bf16)')
         elif lever == 'channels_last':
             row(lever, 'whole step: NCHW -> channels-last', *_ab(step(), step(channels_last=True), n, dev))
         elif lever == 'compile':
@@ -361,7 +363,7 @@ def measure_levers(cfg: BenchConfig, device, log=print) -> list[dict]:
         elif lever == 'concurrent':
             if dev.type != 'cpu': continue
             from invdiff_nb.train import run_concurrently
-            small = cfg.replace(batch_size=max(1, cfg.batch_size // 8), shards=1, compile=False)
+            small = cfg.replace(batch_size=max(1, cfg.batch_size // 8), shards=1, compile=False, bf16=False)   # fp32, as in notebook 51
             a, b = our_fit_runner(small, dev), our_fit_runner(small, dev)
             t_seq, t_conc = _ab(lambda: (a(n), b(n)), lambda: run_concurrently([lambda: a(n), lambda: b(n)]), 2, dev)
             row(lever, f'two fits of batch {small.batch_size}, per step: one after the other, every op over the threads -> '
@@ -404,6 +406,7 @@ def time_sampling(cfg: BenchConfig, device) -> dict:
 def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
     "Both training paths (memory, alternating timed blocks), the profiler and lever tables, and the sampling times; a flat dict."
     dev = get_device(device)
+    ours_name = 'our fit' + (' (one shard)' if cfg.shards > 1 and dev.type == 'cpu' else '')
     with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []), tf32(dev.type == 'cuda'):
         flops = train_step_flops(build_unet(cfg.preset, cfg.seed).to(dev), cfg.batch_size, dev)
         log(f'[bench] {cfg.preset} UNet, batch {cfg.batch_size}, {flops/1e12:.3f} TFLOP per training step, device {dev}, {torch.get_num_threads()} threads')
@@ -423,9 +426,13 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
                  'ours_host_syncs_per_step': None if h_ours is None else (h_ours - host_syncs(lambda: ours(k), dev)) / k}
         prof = {}
         if cfg.profile_steps:
-            prof = {'plain': step_profile(plain, dev, cfg.profile_steps), 'ours': step_profile(ours, dev, cfg.profile_steps)}
-            log('[bench] where a step\'s time goes:\n' + profile_table(prof['plain'], prof['ours']))
+            one = ours if cfg.shards == 1 or dev.type != 'cpu' else our_fit_runner(cfg.replace(shards=1), dev)   # the profiler sees one thread
+            if one is not ours: one(1)
+            prof = {'plain': step_profile(plain, dev, cfg.profile_steps), 'ours': step_profile(one, dev, cfg.profile_steps)}
+            log('[bench] where a step\'s time goes:\n' + profile_table(prof['plain'], prof['ours'], ours_name))
         levers = measure_levers(cfg, dev, log) if cfg.lever_steps else []
+        qual = loss_reached(cfg, dev) if cfg.quality_steps else {}
+        if qual: log(f'[bench] loss after {cfg.quality_steps} steps of our path: fp32 {qual["quality_loss_fp32"]:.4f}, ours {qual["quality_loss_ours"]:.4f} (ratio {qual["quality_loss_ratio"]:.3f})')
         samp = time_sampling(cfg, dev); log(f'[bench] sampling {cfg.sample_n} images: ' + ', '.join(f'{k}={v:.2f}' for k, v in samp.items() if v is not None))
     slug = lambda g: g.replace(', ', '_').replace(' / ', '_').replace(' + ', '_').replace(' ', '_')
     res = {'device': str(dev), 'device_name': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or platform.machine(),
@@ -433,6 +440,7 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
            'train_step_tflop': flops / 1e12, 'batch_size': cfg.batch_size,
            'plain_img_per_s': cfg.batch_size / sp, 'plain_sec_per_step': sp, 'plain_peak_mem_mb': m_plain.mb,
            'ours_img_per_s': cfg.batch_size / so, 'ours_sec_per_step': so, 'ours_peak_mem_mb': m_ours.mb,
+           'ours_cpu_bf16': dev.type == 'cpu' and cfg.bf16 and cpu_has_bf16(), **qual,
            'speedup': sp / so, 'plain_tflops': flops / sp / 1e12, 'ours_tflops': flops / so / 1e12,
            'plain_block_sec_per_step': tp, 'ours_block_sec_per_step': to, **syncs,
            **{f'{path}_ms_{slug(g)}': v * 1e3 for path, d in prof.items() for g, v in d.items()},
@@ -440,7 +448,7 @@ def run_bench(cfg: BenchConfig, device=None, log=print) -> dict:
            **{f'lever_{r["lever"]}_{k}_ms': r[f'{k}_s'] * 1e3 for r in levers for k in ('without', 'with')},
            **({'lever_compile_seconds': r['compile_seconds'] for r in levers if 'compile_seconds' in r}), **samp,
            'config': cfg.to_json()}
-    res['_tables'] = {'profile': profile_table(prof['plain'], prof['ours']) if prof else '', 'levers': lever_table(levers)}
+    res['_tables'] = {'profile': profile_table(prof['plain'], prof['ours'], ours_name) if prof else '', 'levers': lever_table(levers)}
     log(f'[bench] speed-up of our path: {res["speedup"]:.2f}x')
     return res
 

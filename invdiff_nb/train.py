@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #c002
 from __future__ import annotations
-import copy, dataclasses, functools, hashlib, json, math, numbers, os, time, types, warnings
+import contextlib, copy, dataclasses, functools, hashlib, json, math, numbers, os, time, types, warnings
 from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
 from .core import (Config, CheckpointError, derive_seed, get_device, load_checkpoint, make_generator,
@@ -19,7 +20,7 @@ from .core import (Config, CheckpointError, derive_seed, get_device, load_checkp
 
 # %% auto #0
 __all__ = ['TrainConfig', 'TrainResult', 'lr_at', 'ema_update', 'run_fingerprint', 'shard_batch', 'check_shardable',
-           'ShardedModel', 'fit', 'run_concurrently']
+           'ShardedModel', 'fit', 'AttentionPrecision', 'train_autocast', 'run_concurrently']
 
 # %% ../nbs/11_train.ipynb #c006
 def _check_number(name: str, v, lo: float, lo_ok: bool = True, hi: float = math.inf, hi_ok: bool = False, integer: bool = False):
@@ -41,7 +42,8 @@ class TrainConfig(Config):
     lr_schedule: str = 'constant'       # 'constant' or 'cosine' (decay to 0 after warm-up)
     grad_clip: float | None = 1.0       # max global grad norm; None = off
     ema_decay: float | None = None      # e.g. 0.999; None = no EMA
-    bf16: bool = True                   # bf16 autocast (CUDA only; ignored on CPU)
+    bf16: bool = True                   # bf16 autocast on CUDA (a CPU ignores it: see cpu_bf16)
+    cpu_bf16: bool = False              # bf16 autocast on a CPU too, attention as bf16 matmuls around a float32 softmax (train_autocast); opt-in: faster only where the CPU has bf16 instructions
     compile: bool = False               # torch.compile the model (eager if compilation fails at the first step)
     ckpt_every: int = 0                 # checkpoint every N steps (0 = only at the end); needs ckpt_path
     log_every: int = 50                 # progress-bar refresh / finite-loss check interval
@@ -59,6 +61,8 @@ class TrainConfig(Config):
         if self.ema_decay is not None: _check_number('ema_decay (None turns the EMA off)', self.ema_decay, 0, lo_ok=False, hi=1)
         _check_number('ckpt_every', self.ckpt_every, 0, integer=True); _check_number('log_every', self.log_every, 1, integer=True)
         _check_number('seed', self.seed, 0, integer=True); _check_number('shards', self.shards, 1, integer=True)
+        for k in ('bf16', 'cpu_bf16', 'compile'):
+            if not isinstance(getattr(self, k), bool): raise ValueError(f'{k} must be True or False, got {getattr(self, k)!r}')
 
 @dataclass
 class TrainResult:
@@ -137,6 +141,7 @@ def _describe(obj, depth: int = 0):
 def run_fingerprint(cfg: TrainConfig, model: nn.Module, loss_fn: Callable, get_batch: Callable, params, device, run_config=None) -> dict:
     "What a checkpoint must match to be resumed: the settings that shape the run, the model, the trained parameters, the loss, the data (digest of the first batch) and `run_config`."
     train = {k: v for k, v in cfg.to_dict().items() if k not in ('steps', 'log_every', 'ckpt_every')}
+    if not cfg.cpu_bf16: train.pop('cpu_bf16')                           # off, the run is the one it was before the field existed: older checkpoints stay valid
     if cfg.lr_schedule == 'cosine': train['steps'] = cfg.steps           # the cosine schedule is a function of steps
     names = {id(p): n for n, p in model.named_parameters()}
     trained = sorted(names.get(id(p), '<not a parameter of the model>') for p in params)
@@ -217,9 +222,9 @@ def check_shardable(model: nn.Module):
 # %% ../nbs/11_train.ipynb #c016c
 class ShardedModel(nn.Module):
     "Calls `model` on `n` slices of the batch at once, forward and backward, one CPU thread each; returns the whole batch's output."
-    def __init__(self, model: nn.Module, params: Iterable[nn.Parameter], n: int, pool: ThreadPoolExecutor):
-        super().__init__()
-        self.model, self.n, self.pool, self.params = model, n, pool, [p for p in params if p.requires_grad]
+    def __init__(self, model: nn.Module, params: Iterable[nn.Parameter], n: int, pool: ThreadPoolExecutor, context: Callable = contextlib.nullcontext):
+        super().__init__()                                                   # context(): entered by each slice's thread around its forward (autocast is per thread)
+        self.model, self.n, self.pool, self.params, self.context = model, n, pool, [p for p in params if p.requires_grad], context
     def forward(self, *args, **kwargs):
         if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
             raise TypeError('a sharded model takes its tensors as positional arguments, e.g. model(x_t, t, cond)')
@@ -229,7 +234,7 @@ class ShardedModel(nn.Module):
         call = lambda *ts: self.model(*_fill(args, pos, ts), **kwargs)      # non-tensor arguments (e.g. cond=None) stay in place
         if not torch.is_grad_enabled():                                      # e.g. a gradient-free first pass inside the loss
             def run(i):
-                with torch.no_grad(): return call(*[t.chunk(self.n)[i] if t.ndim and t.shape[0] == B else t for t in (args[j] for j in pos)])
+                with torch.no_grad(), self.context(): return call(*[t.chunk(self.n)[i] if t.ndim and t.shape[0] == B else t for t in (args[j] for j in pos)])
             return _cat(list(self.pool.map(run, range(self.n))))
         return _ShardedCall.apply(_Bound(call, self), {}, *[args[j] for j in pos], *self.params)
     def __getattr__(self, name):                                             # model.null_class etc. read through
@@ -254,7 +259,7 @@ class _ShardedCall(torch.autograd.Function):
         B, n = xs[0].shape[0], sm.n
         ctx.sliced, ctx.sm, ctx.req = [x.ndim > 0 and x.shape[0] == B for x in xs], sm, [x.requires_grad for x in xs]
         def run(i):
-            with torch.enable_grad():
+            with torch.enable_grad(), sm.context():
                 args = [(x.chunk(n)[i] if s else x).detach().requires_grad_(x.requires_grad) for x, s in zip(xs, ctx.sliced)]
                 return args, sm.model(*args, **kwargs)
         ctx.res = list(sm.pool.map(run, range(n)))
@@ -339,15 +344,15 @@ def _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, w
     if fused: opt.found_inf = guard.skip                                            # the fused kernel skips flagged steps itself
     eager, opt_ = (accelerator.prepare(model, opt) if accelerator is not None else (model, opt))
     pool = _thread_pool(cfg.shards) if cfg.shards > 1 else None
-    if pool is not None: eager = ShardedModel(model, params, cfg.shards, pool)
+    amp = functools.partial(train_autocast, device, cfg)                      # bf16 autocast where cfg asks for it
+    if pool is not None: eager = ShardedModel(model, params, cfg.shards, pool, context=amp)
     threads = torch.get_num_threads()
     if pool is not None: torch.set_num_threads(1)       # torch's thread count is global: the slices' threads would each use them all
     net = torch.compile(eager) if cfg.compile else eager
-    use_bf16 = cfg.bf16 and device.type == 'cuda'
     pending, t0 = [], time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc='fit', leave=False)
     def forward_backward(net, batch):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with amp():
             loss = loss_fn(net, batch, loss_gen)
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise ValueError(f'loss_fn must return a scalar tensor, got {getattr(loss, "shape", type(loss).__name__)}: reduce it (e.g. .mean())')
@@ -407,6 +412,41 @@ def fit(model: nn.Module, loss_fn: Callable, get_batch: Callable, cfg: TrainConf
             return _fit_loop(model, loss_fn, get_batch, cfg, ckpt_path, ck, fp, device, rank, world, progress and rank == 0, params, accelerator)
         finally:
             for m, training in modes: m.training = training
+
+# %% ../nbs/11_train.ipynb #x004
+def _math_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    "softmax(q k^T * scale + mask) v with the two products in q's dtype and the softmax in float32."
+    s = (q @ k.transpose(-2, -1)).float() * (q.shape[-1] ** -0.5 if scale is None else scale)
+    if is_causal: s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1), -math.inf)
+    if attn_mask is not None: s = s.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else s + attn_mask.float()
+    return s.softmax(-1).to(v.dtype) @ v
+
+class AttentionPrecision(TorchFunctionMode):
+    "Inside it, every `F.scaled_dot_product_attention` runs with autocast off, as `how` says: 'fp32' (torch's kernel in float32) or 'bf16_math' (two bf16 matmuls around a float32 softmax)."
+    def __init__(self, how: str = 'bf16_math'):
+        super().__init__()
+        if how not in ('fp32', 'bf16_math'): raise ValueError(f"how must be 'fp32' or 'bf16_math', got {how!r}")
+        self.how = how
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not torch.nn.functional.scaled_dot_product_attention: return func(*args, **kwargs)
+        names = ('attn_mask', 'dropout_p', 'is_causal', 'scale', 'enable_gqa')
+        kw = dict(zip(names, args[3:])) | kwargs
+        with torch.autocast(args[0].device.type, enabled=False):
+            if self.how == 'fp32' or kw.get('dropout_p', 0.0) > 0 or kw.get('enable_gqa', False):   # dropout, grouped heads: torch's kernel, in fp32
+                f = lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+                return func(*map(f, args[:3]), **{k: f(v) for k, v in kw.items()})
+            return _math_attention(*(t.to(torch.bfloat16) for t in args[:3]), **kw)
+
+@contextlib.contextmanager
+def train_autocast(device, cfg: TrainConfig):
+    "The precision of `fit`'s forward pass: bf16 autocast on CUDA if `cfg.bf16`; on a CPU, bf16 autocast with `AttentionPrecision('bf16_math')` if `cfg.cpu_bf16`; else float32."
+    device = torch.device(device)
+    if device.type == 'cuda' and cfg.bf16:
+        with torch.autocast('cuda', dtype=torch.bfloat16): yield
+    elif device.type == 'cpu' and cfg.cpu_bf16:
+        with torch.autocast('cpu', dtype=torch.bfloat16), AttentionPrecision('bf16_math'): yield
+    else: yield
 
 # %% ../nbs/11_train.ipynb #x001
 def run_concurrently(fns: Iterable[Callable[[], Any]], workers: int | None = None) -> list:
