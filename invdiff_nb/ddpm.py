@@ -110,7 +110,7 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, alphas_cumprod: torch.Te
 PREDICTION_TYPES = ('epsilon', 'sample', 'v_prediction')
 VARIANCE_TYPES = ('fixed_small', 'fixed_large')
 TIMESTEP_SPACINGS = ('leading', 'trailing')
-SAMPLERS = ('ddpm', 'ddim', 'dpmpp_2m')   # DPM-Solver++(2M) is derived in 13_sampling
+SAMPLERS = ('ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_2m_sde')   # DPM-Solver++(2M), and its SDE form, are derived in 13_sampling
 
 @dataclass
 class SchedulerConfig(Config):
@@ -313,7 +313,7 @@ def custom_timesteps(num_train_timesteps: int, timesteps) -> torch.Tensor:
 
 @patch
 def set_timesteps(self: GaussianScheduler, num_inference_steps: int | None = None, sampler: str = 'ddpm', eta: float = 0.0, device=None, timesteps=None):
-    "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm', 'ddim' with noise scale eta, or 'dpmpp_2m')."
+    "Choose num_inference_steps evenly spaced sampling steps, or your own list `timesteps` (descending in `.timesteps`), and the sampler ('ddpm', 'ddim' with noise scale eta, 'dpmpp_2m' or 'dpmpp_2m_sde')."
     _choice('sampler', sampler, SAMPLERS)
     eta = float(eta)
     if not 0.0 <= eta <= 1.0: raise ValueError(f'eta must be in [0, 1], got {eta}')
@@ -351,7 +351,7 @@ def _step_eta(self, eta, generator, variance_noise):
 def step(self: GaussianScheduler, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float | None = None,
          use_clipped_model_output: bool = False, generator: torch.Generator | None = None,
          variance_noise: torch.Tensor | None = None, return_dict: bool = True):
-    "One reverse step from `timestep` to the next listed one: DDPM ancestral, DDIM or DPM-Solver++(2M), per `set_timesteps`; diffusers' arguments."
+    "One reverse step from `timestep` to the next listed one: DDPM ancestral, DDIM or DPM-Solver++(2M) (ODE or SDE), per `set_timesteps`; diffusers' arguments."
     eta, generator = _step_eta(self, eta, generator, variance_noise)
     if isinstance(timestep, torch.Tensor):
         if timestep.numel() != 1 and not (timestep == timestep.flatten()[0]).all(): raise ValueError('step takes one timestep for the whole batch')
@@ -369,11 +369,12 @@ def step(self: GaussianScheduler, model_output: torch.Tensor, timestep, sample: 
     if self.sampler == 'ddpm':
         x_prev = ddpm_step_mean(x0_hat, x_t, abar_t, abar_prev)
         if prev >= 0: x_prev = x_prev + ddpm_step_variance(abar_t, abar_prev, self.config.variance_type) ** 0.5 * noise()
-    elif self.sampler == 'dpmpp_2m':                      # DPM-Solver++(2M): the x0 of the step that landed on t, if any
+    elif self.sampler in ('dpmpp_2m', 'dpmpp_2m_sde'):    # DPM-Solver++(2M): the x0 of the step that landed on t, if any
         from invdiff_nb.sampling import dpmpp_2m_update
         h = getattr(self, '_x0_history', None)
         before = h if h is not None and self._prev.get(h[1]) == t and h[0].shape == x0_hat.shape else None
-        x_prev = dpmpp_2m_update(x_t, x0_hat, None if before is None else before[0], abar_t, abar_prev, None if before is None else self._abar(before[1]))
+        z = noise() if self.sampler == 'dpmpp_2m_sde' else None   # drawn at every step, the last too (as diffusers does)
+        x_prev = dpmpp_2m_update(x_t, x0_hat, None if before is None else before[0], abar_t, abar_prev, None if before is None else self._abar(before[1]), noise=z)
         self._x0_history = (x0_hat, t)
     else:
         sigma = ddim_sigma(abar_t, abar_prev, eta)
@@ -395,13 +396,14 @@ def diffusers_scheduler(config: SchedulerConfig, sampler: str = 'ddpm', float64_
     if c.beta_schedule == 'linear': kw['beta_schedule'] = 'linear'
     elif c.beta_schedule == 'cosine': kw['beta_schedule'] = 'squaredcos_cap_v2'
     else: kw['trained_betas'] = make_betas('sqrt', c.num_train_timesteps).numpy()
-    if sampler == 'dpmpp_2m':   # DPM-Solver++(2M), derived in 13_sampling; diffusers computes its steps in float32
+    if sampler in ('dpmpp_2m', 'dpmpp_2m_sde'):   # DPM-Solver++(2M), derived in 13_sampling; diffusers computes its steps in float32
         if c.clip_sample: raise ValueError("diffusers' DPMSolverMultistepScheduler has no clip_sample (it thresholds instead): use clip_sample=False")
         if c.timestep_spacing != 'trailing':
             raise ValueError(f"diffusers' DPMSolverMultistepScheduler spaces {c.timestep_spacing!r} timesteps differently from ours: use "
                              "timestep_spacing='trailing' (the same in both), or pass our scheduler's timesteps to its set_timesteps(timesteps=...)")
         kw = {k: v for k, v in kw.items() if k not in ('clip_sample', 'clip_sample_range')}
-        return DPMSolverMultistepScheduler(algorithm_type='dpmsolver++', solver_order=2, lower_order_final=True, final_sigmas_type='zero', **kw)
+        return DPMSolverMultistepScheduler(algorithm_type='dpmsolver++' if sampler == 'dpmpp_2m' else 'sde-dpmsolver++', solver_order=2,
+                                           lower_order_final=True, final_sigmas_type='zero', **kw)
     ref = DDPMScheduler(variance_type=c.variance_type, **kw) if sampler == 'ddpm' else DDIMScheduler(set_alpha_to_one=True, **kw)
     if float64_schedule:   # same algorithm, schedule arithmetic in float64 (diffusers' own rescaling, applied to float64 betas)
         b = make_betas(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)

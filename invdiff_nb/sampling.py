@@ -34,9 +34,9 @@ def step_outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
 DIFFUSERS_SAMPLERS = {'DDPMScheduler': 'ddpm', 'DDIMScheduler': 'ddim', 'DPMSolverMultistepScheduler': 'dpmpp_2m'}   # diffusers: the class is the sampler
 
 def configure_scheduler(scheduler, num_inference_steps: int | None, sampler: str, eta: float, timesteps=None) -> dict:
-    "Call `scheduler.set_timesteps` for `sampler` ('ddpm', 'ddim' or 'dpmpp_2m'), `num_inference_steps` evenly spaced or your own `timesteps`; returns the extra keyword arguments for `step`."
-    if sampler not in ('ddpm', 'ddim', 'dpmpp_2m'):
-        raise ValueError(f"sampler must be 'ddpm' (ancestral), 'ddim' or 'dpmpp_2m' (DPM-Solver++(2M)), got {sampler!r}")
+    "Call `scheduler.set_timesteps` for `sampler` ('ddpm', 'ddim', 'dpmpp_2m' or 'dpmpp_2m_sde'), `num_inference_steps` evenly spaced or your own `timesteps`; returns the extra keyword arguments for `step`."
+    if sampler not in ('ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_2m_sde'):
+        raise ValueError(f"sampler must be 'ddpm' (ancestral), 'ddim', 'dpmpp_2m' (DPM-Solver++(2M)) or 'dpmpp_2m_sde' (its SDE form), got {sampler!r}")
     if eta < 0: raise ValueError(f'eta must be >= 0, got {eta}')
     if sampler != 'ddim' and eta != 0:
         raise ValueError(f'eta is the DDIM noise scale; {"ancestral sampling" if sampler == "ddpm" else "DPM-Solver++"} has none: pass eta=0.0 or sampler="ddim"')
@@ -51,12 +51,15 @@ def configure_scheduler(scheduler, num_inference_steps: int | None, sampler: str
     has_eta = 'eta' in inspect.signature(scheduler.step).parameters              # diffusers: the class is the sampler
     own = DIFFUSERS_SAMPLERS.get(type(scheduler).__name__)
     if own in ('ddpm', 'ddim'): ok = sampler == own
+    elif own == 'dpmpp_2m':                                                       # diffusers' DPM-Solver: its algorithm_type is the form
+        form = 'dpmpp_2m_sde' if 'sde' in str(getattr(scheduler.config, 'algorithm_type', '')) else 'dpmpp_2m'
+        ok = sampler in (form, 'ddpm')
     elif own is not None: ok = sampler in (own, 'ddpm')                        # 'ddpm', the default, means: the scheduler's own rule
     else: ok = (sampler == 'ddim') == has_eta
     if not ok:
         raise ValueError(f'sampler={sampler!r} does not match {type(scheduler).__name__}: with diffusers use DDPMScheduler '
-                         'for "ddpm", DDIMScheduler for "ddim" and DPMSolverMultistepScheduler for "dpmpp_2m" (our GaussianScheduler '
-                         'does all three); other diffusers schedulers (Euler, ...) run their own rule with the default sampler="ddpm" and eta=0')
+                         'for "ddpm", DDIMScheduler for "ddim" and DPMSolverMultistepScheduler for "dpmpp_2m" (algorithm_type "dpmsolver++") or "dpmpp_2m_sde" '
+                         '("sde-dpmsolver++") (our GaussianScheduler does them all); other diffusers schedulers (Euler, ...) run their own rule with the default sampler="ddpm" and eta=0')
     if timesteps is None: scheduler.set_timesteps(n)
     elif 'timesteps' in inspect.signature(scheduler.set_timesteps).parameters:        # the same checks and errors as ours
         scheduler.set_timesteps(timesteps=custom_timesteps(T, timesteps).tolist())
@@ -119,7 +122,7 @@ def sample(model, scheduler, shape, num_inference_steps: int | None = None, samp
     ts = scheduler.timesteps.tolist()           # ints, or floats for schedulers on a continuous grid (diffusers' Euler, ...)
     scale = getattr(scheduler, 'scale_model_input', lambda x_, t_: x_)          # identity for DDPM / DDIM; Euler rescales x_t
     if 'generator' in inspect.signature(scheduler.step).parameters: step_kw['generator'] = generator   # (Heun-type steps draw no noise)
-    if path is not None and 'dpmpp_2m' in (sampler, DIFFUSERS_SAMPLERS.get(type(scheduler).__name__)):
+    if path is not None and (sampler.startswith('dpmpp_2m') or DIFFUSERS_SAMPLERS.get(type(scheduler).__name__) == 'dpmpp_2m'):
         raise ValueError("path (a walk that may go back up) needs a one-step rule, sampler='ddpm' or 'ddim': DPM-Solver++(2M) "
                          'keeps the previous step and cannot jump back')
     walk, lands = (ts, ts[1:] + [-1]) if path is None else _check_path(path, ts)   # model calls, and where each step lands
@@ -145,15 +148,19 @@ def _lam(abar: float) -> float:
     return 0.5 * (math.log(abar) - math.log1p(-abar)) if abar < 1 else math.inf
 
 def dpmpp_2m_update(x_t: torch.Tensor, x0_hat: torch.Tensor, x0_before: torch.Tensor | None, abar_t: float, abar_next: float,
-                    abar_before: float | None = None) -> torch.Tensor:
-    "One DPM-Solver++(2M) step from t to the next (earlier) step (Lu et al. 2022, Alg. 2); `x0_before`, `abar_before`: the step that led to t. First order (= DDIM, eta 0) without it."
+                    abar_before: float | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    "One DPM-Solver++(2M) step from t to the next (earlier) step (Lu et al. 2022, Alg. 2); `x0_before`, `abar_before`: the step that led to t. First order (= DDIM, eta 0) without it. With `noise` (standard normal, shaped like x_t): the SDE form."
     if abar_next >= 1: return x0_hat                                      # the last step (sigma = 0): first order, x_0 = x0_hat
     h = _lam(abar_next) - _lam(abar_t)                                    # +inf from abar_t = 0
     D = x0_hat
     if x0_before is not None and math.isfinite(h):
         r = (_lam(abar_t) - _lam(abar_before)) / h                        # r_i = h_{i-1} / h_i
         D = (1 + 1 / (2 * r)) * x0_hat - (1 / (2 * r)) * x0_before
-    return ((1 - abar_next) / (1 - abar_t)) ** 0.5 * x_t - abar_next ** 0.5 * math.expm1(-h) * D
+    if noise is None: return ((1 - abar_next) / (1 - abar_t)) ** 0.5 * x_t - abar_next ** 0.5 * math.expm1(-h) * D
+    if noise.shape != x_t.shape: raise ValueError(f'noise {tuple(noise.shape)} must have the shape of x_t {tuple(x_t.shape)}')
+    e2 = -math.expm1(-2 * h) if math.isfinite(h) else 1.0               # 1 - e^{-2h}
+    keep = ((1 - abar_next) / (1 - abar_t)) ** 0.5 * math.exp(-h) if math.isfinite(h) else 0.0
+    return keep * x_t + abar_next ** 0.5 * e2 * D + (1 - abar_next) ** 0.5 * e2 ** 0.5 * noise
 
 # %% ../nbs/13_sampling.ipynb #h19-mixture-oracle
 class GaussianMixtureDenoiser(nn.Module):
