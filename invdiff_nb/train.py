@@ -430,13 +430,14 @@ class AttentionPrecision(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is not torch.nn.functional.scaled_dot_product_attention: return func(*args, **kwargs)
-        names = ('attn_mask', 'dropout_p', 'is_causal', 'scale', 'enable_gqa')
-        kw = dict(zip(names, args[3:])) | kwargs
-        with torch.autocast(args[0].device.type, enabled=False):
+        names = ('query', 'key', 'value', 'attn_mask', 'dropout_p', 'is_causal', 'scale', 'enable_gqa')
+        kw = dict(zip(names, args)) | kwargs                              # positional or keyword, as torch accepts them
+        qkv = [kw.pop(n) for n in names[:3]]
+        with torch.autocast(qkv[0].device.type, enabled=False):
             if self.how == 'fp32' or kw.get('dropout_p', 0.0) > 0 or kw.get('enable_gqa', False):   # dropout, grouped heads: torch's kernel, in fp32
                 f = lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
-                return func(*map(f, args[:3]), **{k: f(v) for k, v in kw.items()})
-            return _math_attention(*(t.to(torch.bfloat16) for t in args[:3]), **kw)
+                return func(*map(f, qkv), **{k: f(v) for k, v in kw.items()})
+            return _math_attention(*(t.to(torch.bfloat16) for t in qkv), **kw)
 
 @contextlib.contextmanager
 def train_autocast(device, cfg: TrainConfig):
