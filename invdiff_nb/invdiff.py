@@ -26,9 +26,9 @@ from .train import TrainConfig, TrainResult, fit
 __all__ = ['CONTROLS', 'timestep_grid', 'per_sample_loss', 'sample_noise', 'loss_matrix', 'group_signal', 'check_simplex',
            'group_risks', 'GroupInferenceConfig', 'GroupInference', 'kmeans_1d', 'infer_groups', 'GroupRecovery',
            'minority_stats', 'top_group_stats', 'group_nmi', 'topk_share', 'vrex_loss', 'zero_init_output',
-           'make_module', 'InvDiffModel', 'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs', 'train_invdiff',
-           'fit_base', 'lora_model', 'InvDiffConfig', 'as_model', 'condition_ids', 'InvDiff', 'DiffusersInvDiffUNet',
-           'prepare_control', 'fit_control']
+           'make_module', 'InvDiffModel', 'batch_losses', 'invdiff_loss_fn', 'indexed_batches', 'group_balanced_probs',
+           'train_invdiff', 'fit_base', 'lora_model', 'InvDiffConfig', 'as_model', 'condition_ids', 'InvDiff',
+           'DiffusersInvDiffUNet', 'prepare_control', 'fit_control']
 
 # %% ../nbs/50_invdiff.ipynb #c006
 def timestep_grid(num_train_timesteps: int, n_t: int = 16, t_min: int | None = None, t_max: int | None = None,
@@ -147,6 +147,7 @@ class GroupInference:
     history: list = field(default_factory=list)   # objective per step (one entry per partition for 'exact')
     partition: torch.Tensor | None = None          # (K,) the partition (e.g. class) of each group, None for one partition
     signal: torch.Tensor | None = None             # (N,) the signal the groups were inferred from, if known
+    losses: dict | None = None                     # the base's loss matrices (N, J) behind the signal: 'cond' (and 'uncond')
     @property
     def hard(self) -> torch.Tensor: return self.W.argmax(1)
     @property
@@ -365,17 +366,33 @@ class InvDiffModel(nn.Module):
         if bad: raise RuntimeError(f'base parameters became trainable: {bad[:3]}...; the base must stay frozen')
 
 # %% ../nbs/50_invdiff.ipynb #c037
-def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1) -> Callable:
+def batch_losses(model, scheduler, x0: torch.Tensor, cond, W_rows: torch.Tensor, generator, shared_noise: bool = False,
+                 cond_drop_prob: float = 0.0, null_cond=None) -> torch.Tensor:
+    """Per-sample denoising losses (B,) of one batch. `shared_noise`: the m-th batch member of every (hard) group of
+    `W_rows` draws the same t and noise (common random numbers), so group risks are compared at the same noise levels."""
+    if not shared_noise:
+        return diffusion_loss(model, scheduler, x0, cond, generator, cond_drop_prob=cond_drop_prob, null_cond=null_cond, reduction='none')
+    B, gdev = len(x0), generator.device if generator is not None else x0.device
+    onehot = F.one_hot(W_rows.argmax(1), W_rows.shape[1])
+    rank = ((onehot.cumsum(0) - 1) * onehot).sum(1)             # position of each sample among its group's members in the batch
+    ts = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator, device=gdev).to(x0.device)
+    eps = torch.randn((B, *x0.shape[1:]), generator=generator, device=gdev, dtype=x0.dtype).to(x0.device)
+    return diffusion_loss(model, scheduler, x0, cond, generator, t=ts[rank], noise=eps[rank], cond_drop_prob=cond_drop_prob,
+                          null_cond=null_cond, reduction='none')
+
+def invdiff_loss_fn(scheduler, W: torch.Tensor, lam: float = 1.0, cond_drop_prob: float = 0.1, shared_noise: bool = False) -> Callable:
     "loss_fn(model, (x0, cond, idx), generator) for `fit`: V-REx over the rows W[idx] of per-sample denoising losses (the null condition is the model's)."
     check_simplex(W)
     if not lam >= 0: raise ValueError(f'lam (lambda) must be >= 0, got {lam}')
     if not 0 <= cond_drop_prob < 1: raise ValueError(f'cond_drop_prob must be in [0, 1), got {cond_drop_prob}')
+    if not isinstance(shared_noise, bool): raise ValueError(f'shared_noise must be True or False, got {shared_noise!r}')
     def loss_fn(model, batch, generator):
         x0, cond, idx = batch
         null = getattr(model, 'null_class', None) if cond is not None and cond_drop_prob > 0 else None
-        l = diffusion_loss(model, scheduler, x0, cond, generator, cond_drop_prob=cond_drop_prob if cond is not None else 0.0,
-                           null_cond=null, reduction='none')
-        return vrex_loss(l, W.to(x0.device)[idx.to(x0.device)], lam, check=False)[0]
+        Wb = W.to(x0.device)[idx.to(x0.device)]
+        l = batch_losses(model, scheduler, x0, cond, Wb, generator, shared_noise,
+                         cond_drop_prob if cond is not None else 0.0, null)
+        return vrex_loss(l, Wb, lam, check=False)[0]
     return loss_fn
 
 def indexed_batches(x0: torch.Tensor, cond, batch_size: int, sample_probs: torch.Tensor | None = None) -> Callable:
@@ -403,7 +420,7 @@ def group_balanced_probs(W: torch.Tensor) -> torch.Tensor:
 
 def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: torch.Tensor, cfg: TrainConfig,
                   lam: float = 1.0, batch_size: int = 64, cond_drop_prob: float = 0.1, sample_probs=None,
-                  group_balanced: bool = False, device=None, progress: bool = False) -> TrainResult:
+                  group_balanced: bool = False, device=None, progress: bool = False, shared_noise: bool = False) -> TrainResult:
     "Stage 2: train only `model.module` (or the LoRA adapters) with the V-REx objective through the one training loop `fit`."
     if not isinstance(model, InvDiffModel) and not getattr(model, 'is_invdiff_lora', False):
         raise TypeError('train_invdiff expects an InvDiffModel(base, module, r) or a model from lora_model(base)')
@@ -413,7 +430,7 @@ def train_invdiff(model: InvDiffModel, scheduler, x0: torch.Tensor, cond, W: tor
         sample_probs = group_balanced_probs(W.detach().cpu())
     model.check_frozen()
     params = list(model.module.parameters()) if isinstance(model, InvDiffModel) else [p for p in model.parameters() if p.requires_grad]
-    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob), indexed_batches(x0, cond, batch_size, sample_probs),
+    res = fit(model, invdiff_loss_fn(scheduler, W, lam, cond_drop_prob, shared_noise), indexed_batches(x0, cond, batch_size, sample_probs),
               cfg, device=device, progress=progress, params=params)
     model.check_frozen()
     return res
@@ -458,9 +475,10 @@ def lora_model(base: nn.Module, rank: int = 4, alpha: float | None = None, targe
 # %% ../nbs/50_invdiff.ipynb #api001
 @dataclass
 class InvDiffConfig(Config):
-    """The InvDiff recipe. The defaults are what notebook 51 measures best (three benchmarks, several seeds, cpu scale):
-    groups within each condition from the cond-minus-uncond loss contrast, a residual module, group-balanced batches,
-    V-REx with lam = 1. `InvDiffConfig.official()` is the paper's procedure."""
+    """The InvDiff recipe: groups within each condition from the cond-minus-uncond loss contrast, a residual module,
+    group-balanced batches with t and noise shared across groups, V-REx with lam = 10 and a cosine learning rate. lam,
+    the schedule and the sharing were chosen on development seeds that notebook 51's study does not use
+    (`experiments/invdiff_dev_sweep`). `InvDiffConfig.official()` is the paper's procedure."""
     # stage 1: the group signal and the groups
     num_groups: int = 2                 # latent groups per condition value ('cond'), or in total ('all')
     group_within: str = 'cond'          # 'cond': infer groups inside each condition value (bias is relative to the prompt); 'all'
@@ -469,15 +487,16 @@ class InvDiffConfig(Config):
     group_objective: str = 'between'    # 'between' (mass-weighted spread, solved exactly) or 'std' (official: projected Adam)
     loss_batch_size: int = 256          # speed only: the loss matrix does not depend on it
     # stage 2: the module and its training
-    lam: float = 1.0                    # weight of the V-REx penalty Var_k R_k
+    lam: float = 10.0                   # weight of the V-REx penalty Var_k R_k (the paper: 1)
     r: float = 1.0                      # module weight in the mixture
     mode: str = 'residual'              # 'residual': base + r D; 'convex' (paper): (1 - r) base + r D
     steps: int = 600                    # optimiser steps of the module
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 50
-    lr_schedule: str = 'constant'       # 'constant' or 'cosine' (decay to 0: a less noisy final module)
+    lr_schedule: str = 'cosine'         # 'cosine' (decay to 0) or 'constant'
     batch_sampling: str = 'group_balanced'   # 'group_balanced' (every inferred group equally often) or 'uniform' (paper)
+    shared_noise: bool = True           # the m-th batch member of every group draws the same t and noise (common random numbers)
     cond_drop_prob: float = 0.1         # condition dropout, so the combined model keeps its unconditional branch
     module_channels: int | None = None  # channels of the module's first level; None: the largest that fits max_module_frac
     max_module_frac: float = 0.1        # the module has at most this share of the base's parameters
@@ -500,6 +519,7 @@ class InvDiffConfig(Config):
         choice('batch_sampling', self.batch_sampling, ('group_balanced', 'uniform')); choice('sampler', self.sampler, ('ddpm', 'ddim'))
         if isinstance(self.r, bool) or not 0 < self.r <= 1: raise ValueError(f'r must be in (0, 1], got {self.r!r}')
         if not self.lam >= 0: raise ValueError(f'lam must be >= 0 (0 switches the invariance penalty off), got {self.lam!r}')
+        if not isinstance(self.shared_noise, bool): raise ValueError(f'shared_noise must be True or False, got {self.shared_noise!r}')
         if not self.lr > 0 or not math.isfinite(self.lr): raise ValueError(f'lr must be a positive number, got {self.lr!r}')
         if not 0 <= self.cond_drop_prob < 1: raise ValueError(f'cond_drop_prob must be in [0, 1), got {self.cond_drop_prob!r}')
         if not 0 < self.max_module_frac <= 1: raise ValueError(f'max_module_frac must be in (0, 1], got {self.max_module_frac!r}')
@@ -508,9 +528,9 @@ class InvDiffConfig(Config):
 
     @classmethod
     def official(cls, **kw) -> 'InvDiffConfig':
-        "The paper's procedure: 4 groups over all samples by unweighted Std (projected Adam), convex r = 0.2, uniform batches."
+        "The paper's procedure: 4 groups over all samples by unweighted Std (projected Adam), convex r = 0.2, uniform batches, lam = 1."
         return cls(**{**dict(num_groups=4, group_within='all', group_objective='std', r=0.2, mode='convex',
-                             batch_sampling='uniform'), **kw})
+                             batch_sampling='uniform', lam=1.0, shared_noise=False), **kw})
 
     def group_config(self) -> GroupInferenceConfig:
         "The stage-1 settings as a `GroupInferenceConfig`."
@@ -608,23 +628,31 @@ def losses(self: InvDiff, x: torch.Tensor, cond=None, model: nn.Module | None = 
                        batch_size=self.config.loss_batch_size, unconditional=unconditional, progress=progress)
 
 @patch
-def signal(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> torch.Tensor:
-    "The group signal (N,): the mean cond-minus-uncond loss ('contrast') or the mean conditional loss ('loss')."
+def loss_matrices(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> dict:
+    "The frozen base's losses (N, J) on the fixed timestep grid: 'cond', and 'uncond' (same noise) for the contrast signal."
     _check_data(self.base, x, cond)
-    Lc = self.losses(x, cond, progress=progress)
-    if self.config.signal == 'loss' or cond is None: return group_signal(Lc)
+    out = {'cond': self.losses(x, cond, progress=progress)}
+    if self.config.signal == 'loss' or cond is None: return out
     if self.null_class is None:
         raise ValueError("the contrast signal needs the base's null condition (a model trained with condition dropout); "
                          "use InvDiffConfig(signal='loss') for a base without one")
-    return group_signal(Lc, self.losses(x, cond, unconditional=True, progress=progress))
+    out['uncond'] = self.losses(x, cond, unconditional=True, progress=progress)
+    return out
+
+@patch
+def signal(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> torch.Tensor:
+    "The group signal (N,): the mean cond-minus-uncond loss ('contrast') or the mean conditional loss ('loss')."
+    L = self.loss_matrices(x, cond, progress)
+    return group_signal(L['cond'], L.get('uncond'))
 
 @patch
 def infer_groups(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> GroupInference:
     "Stage 1, label-free: the soft groups W (N, K) from the frozen base's losses (within each condition by default)."
-    s = self.signal(x, cond, progress)
+    L = self.loss_matrices(x, cond, progress)
+    s = group_signal(L['cond'], L.get('uncond'))
     within = condition_ids(cond) if self.config.group_within == 'cond' else None
     self.groups = infer_groups(s, self.config.group_config(), within=within)
-    self.groups.signal = s
+    self.groups.signal, self.groups.losses = s, L
     return self.groups
 
 # %% ../nbs/50_invdiff.ipynb #api008
@@ -644,7 +672,8 @@ def fit(self: InvDiff, x: torch.Tensor, cond=None, groups: GroupInference | torc
                        log_every=max(1, min(50, c.steps)))
     res = train_invdiff(self.model, self.scheduler, x, cond, W.to(x.device), tcfg, lam=c.lam, batch_size=c.batch_size,
                         cond_drop_prob=c.cond_drop_prob if cond is not None else 0.0, sample_probs=sample_probs,
-                        group_balanced=balanced, device=device if device is not None else x.device, progress=progress)
+                        group_balanced=balanced, device=device if device is not None else x.device, progress=progress,
+                        shared_noise=c.shared_noise)
     if isinstance(groups, GroupInference): self.groups = groups
     self.history = res.losses
     return res

@@ -79,6 +79,13 @@ def load_model(path, num_classes: int, null_class: int | None = None):
     return unet, scheduler, int(null_class)
 
 # %% ../nbs/53_invdiff_cli.ipynb #c010
+def _flag_bool(v: str) -> bool:
+    "A yes/no flag value: true/false, yes/no or 1/0 (any case); anything else is refused with the accepted spellings."
+    s = v.strip().lower()
+    if s in ('1', 'true', 'yes'): return True
+    if s in ('0', 'false', 'no'): return False
+    raise argparse.ArgumentTypeError(f'{v!r} is not a yes/no value: use true or false (also yes/no, 1/0)')
+
 def _config_flags(ap: argparse.ArgumentParser):
     "One flag per InvDiffConfig field, with its default and its comment."
     import inspect, re
@@ -88,7 +95,7 @@ def _config_flags(ap: argparse.ArgumentParser):
     for f in dataclasses.fields(InvDiffConfig):
         m = re.search(rf'^\s*{f.name}:.*?#\s*(.*)$', src, re.M)
         tp = hints[f.name]; base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-        conv = (lambda v: v.lower() in ('1', 'true', 'yes')) if base is bool else (base if base in (int, float, str) else str)
+        conv = _flag_bool if base is bool else (base if base in (int, float, str) else str)
         g.add_argument(f'--{f.name.replace("_", "-")}', dest=f.name, type=conv,
                        default=f.default, help=f'{m.group(1) if m else f.name} (default: {f.default})'.replace('%', '%%'))
 

@@ -279,3 +279,24 @@ def test_lora_variant_equals_base_at_init_and_keeps_base():
     with pytest.raises(ValueError, match='rank'): lora_model(base, rank=0)
     with pytest.raises(ValueError, match='LoRA parameters'): lora_model(base, rank=64)
     with pytest.raises(TypeError, match='InvDiffModel'): train_invdiff(base, s, xs, ys, torch.ones(8, 1), TrainConfig(steps=1))
+
+
+def test_shared_noise_pairs_groups_by_rank():
+    "With shared_noise the m-th member of every group in a batch gets the same t and noise; without it they differ."
+    from invdiff_nb.invdiff import batch_losses, InvDiffConfig
+    seen = {}
+    def spy(x_t, t, cond=None):
+        seen['t'] = t.clone(); seen['x_t'] = x_t.clone(); return torch.zeros_like(x_t)
+    sched = _sched(T=1000)
+    x0 = torch.zeros(6, 3, 4, 4)                                  # x_t = sigma_t * noise: identical noise gives identical x_t
+    W = torch.eye(3)[torch.tensor([0, 1, 0, 2, 1, 0])]           # group members: 0 -> rows 0, 2, 5; 1 -> 1, 4; 2 -> 3
+    batch_losses(spy, sched, x0, None, W, torch.Generator().manual_seed(0), shared_noise=True)
+    t, xt = seen['t'], seen['x_t']
+    for a, b in ((0, 1), (0, 3), (2, 4)):                        # same rank in different groups
+        assert t[a] == t[b] and torch.equal(xt[a], xt[b])
+    assert len(set(t[[0, 2, 5]].tolist())) == 3                  # different ranks in one group: different t (here)
+    batch_losses(spy, sched, x0, None, W, torch.Generator().manual_seed(0), shared_noise=False)
+    assert not torch.equal(seen['x_t'][0], seen['x_t'][1])
+    with pytest.raises(ValueError, match='shared_noise'): InvDiffConfig(shared_noise='yes')
+    with pytest.raises(ValueError, match='shared_noise'): invdiff_loss_fn(sched, W, shared_noise=1)
+    assert InvDiffConfig().shared_noise and not InvDiffConfig.official().shared_noise

@@ -34,6 +34,7 @@ scheduler = DDPMScheduler(num_train_timesteps=50, prediction_type='v_prediction'
 before = {k: v.clone() for k, v in base.state_dict().items()}
 deb = InvDiff(base, scheduler, InvDiffConfig(steps=3, batch_size=8, signal_timesteps=3, num_inference_steps=3), null_cond=null)
 groups = deb.infer_groups(x, cond)
+assert set(groups.losses) == {'cond', 'uncond'} and torch.equal(groups.losses['cond'], deb.losses(x, cond)), 'stage 1 kept other losses'
 deb.fit(x, cond, groups)
 x_gen = deb.sample(test_cond, w=2.0)
 deb.save_pretrained(tmp / 'module')

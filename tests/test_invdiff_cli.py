@@ -70,6 +70,9 @@ def test_cli_bad_input_is_a_clear_error(fixture, tmp_path, capsys):
     assert 'not a diffusers model folder' in capsys.readouterr().err
     assert main(['--model', str(fixture / 'model'), '--data', str(fixture / 'data'), '--out', str(tmp_path / 'o'), '--r', '0', *ARGS]) == 2
     assert 'r must be' in capsys.readouterr().err
+    with pytest.raises(SystemExit):                           # a yes/no flag with another word: argparse refuses it
+        main(['--model', str(fixture / 'model'), '--data', str(fixture / 'data'), '--out', str(tmp_path / 'o'), '--shared-noise', 'maybe', *ARGS])
+    assert "'maybe' is not a yes/no value" in capsys.readouterr().err
     assert not (tmp_path / 'o').exists()                       # nothing written half-way
     bad = tmp_path / 'bad'; shutil.copytree(fixture / 'data', bad); (bad / 'waterbird' / 'x.png').write_bytes(b'oops')
     with pytest.raises(ValueError, match='unreadable'): read_image_folder(bad, 16)
