@@ -1,6 +1,6 @@
 """Stage 1 on one benchmark and (development) seed: how well the contrast signal ranks and groups the minority for
 several timestep ranges, with and without a per-timestep z-score, from a J-point grid.
-usage: python signal.py BENCH SEED J  (celeba 1000 32 wrote celeba_signal.log)"""
+usage: python stage1_signal.py BENCH SEED J  (celeba 1000 32 wrote celeba_signal.log)"""
 import os, sys, torch, numpy as np
 from invdiff_nb.core import derive_seed, get_device
 from invdiff_nb.train import TrainConfig
