@@ -631,7 +631,7 @@ def losses(self: InvDiff, x: torch.Tensor, cond=None, model: nn.Module | None = 
 def loss_matrices(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> dict:
     "The frozen base's losses (N, J) on the fixed timestep grid: 'cond', and 'uncond' (same noise) for the contrast signal."
     _check_data(self.base, x, cond)
-    out = {'cond': self.losses(x, cond, progress=progress)}
+    out = {'cond': self.losses(x, cond, progress=progress), 'timesteps': self.timesteps(), 'seed': self.config.seed}
     if self.config.signal == 'loss' or cond is None: return out
     if self.null_class is None:
         raise ValueError("the contrast signal needs the base's null condition (a model trained with condition dropout); "
@@ -645,10 +645,23 @@ def signal(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) ->
     L = self.loss_matrices(x, cond, progress)
     return group_signal(L['cond'], L.get('uncond'))
 
+def _check_losses(self: InvDiff, L: dict, x: torch.Tensor, cond) -> dict:
+    "Refuse loss matrices from another stage 1: other data size, timestep grid, noise seed, or a missing unconditional half."
+    if not isinstance(L, dict) or 'cond' not in L or 'timesteps' not in L or 'seed' not in L:
+        raise ValueError('losses= takes the loss matrices of an earlier stage 1 (GroupInference.losses), a dict with cond, timesteps and seed')
+    if L['cond'].shape[0] != len(x): raise ValueError(f"losses= has {L['cond'].shape[0]} rows but there are {len(x)} images: stage 1 of other data")
+    if not torch.equal(torch.as_tensor(L['timesteps']).cpu(), self.timesteps().cpu()) or L['seed'] != self.config.seed:
+        raise ValueError('losses= comes from another timestep grid or noise seed (signal_timesteps, seed): run stage 1 again without losses=')
+    if self.config.signal == 'contrast' and cond is not None and 'uncond' not in L:
+        raise ValueError("losses= has no unconditional losses, which the contrast signal needs: run stage 1 again without losses=")
+    return L
+
 @patch
-def infer_groups(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False) -> GroupInference:
-    "Stage 1, label-free: the soft groups W (N, K) from the frozen base's losses (within each condition by default)."
-    L = self.loss_matrices(x, cond, progress)
+def infer_groups(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = False, losses: dict | None = None) -> GroupInference:
+    """Stage 1, label-free: the soft groups W (N, K) from the frozen base's losses (within each condition by default).
+    `losses`: the matrices of an earlier stage 1 of this base on the same data (`GroupInference.losses`), to group them
+    another way without computing them again."""
+    L = self.loss_matrices(x, cond, progress) if losses is None else _check_losses(self, losses, x, cond)
     s = group_signal(L['cond'], L.get('uncond'))
     within = condition_ids(cond) if self.config.group_within == 'cond' else None
     self.groups = infer_groups(s, self.config.group_config(), within=within)

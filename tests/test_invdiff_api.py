@@ -34,7 +34,8 @@ scheduler = DDPMScheduler(num_train_timesteps=50, prediction_type='v_prediction'
 before = {k: v.clone() for k, v in base.state_dict().items()}
 deb = InvDiff(base, scheduler, InvDiffConfig(steps=3, batch_size=8, signal_timesteps=3, num_inference_steps=3), null_cond=null)
 groups = deb.infer_groups(x, cond)
-assert set(groups.losses) == {'cond', 'uncond'} and torch.equal(groups.losses['cond'], deb.losses(x, cond)), 'stage 1 kept other losses'
+assert {'cond', 'uncond'} <= set(groups.losses) and torch.equal(groups.losses['cond'], deb.losses(x, cond)), 'stage 1 kept other losses'
+assert torch.equal(deb.infer_groups(x, cond, losses=groups.losses).W, groups.W), 'regrouping the kept losses gave other groups'
 deb.fit(x, cond, groups)
 x_gen = deb.sample(test_cond, w=2.0)
 deb.save_pretrained(tmp / 'module')
@@ -119,6 +120,14 @@ def test_bad_input_gets_clear_errors(tmp_path):
     with pytest.raises(ValueError, match='resize'): deb.infer_groups(torch.zeros(32, 1, 16, 16), y)
     with pytest.raises(ValueError, match='one condition per image'): deb.infer_groups(x, y[:5])
     with pytest.raises(ValueError, match='num_groups=40'): InvDiff(base, sched, InvDiffConfig(num_groups=40, signal_timesteps=2)).infer_groups(x, y)
+    kept = deb.infer_groups(x, y).losses                            # stage 1's matrices, reused only where they fit
+    assert torch.equal(deb.infer_groups(x, y, losses=kept).W, deb.infer_groups(x, y).W)
+    with pytest.raises(ValueError, match='another timestep grid or noise seed'):
+        InvDiff(base, sched, InvDiffConfig(signal_timesteps=2, seed=5)).infer_groups(x, y, losses=kept)
+    with pytest.raises(ValueError, match='rows but there are'): deb.infer_groups(x[:16], y[:16], losses=kept)
+    with pytest.raises(ValueError, match='no unconditional losses'):
+        deb.infer_groups(x, y, losses={k: v for k, v in kept.items() if k != 'uncond'})
+    with pytest.raises(ValueError, match='GroupInference.losses'): deb.infer_groups(x, y, losses=kept['cond'])
     for bad, msg in [(dict(batch_size=0), 'batch_size'), (dict(batch_size=-2), 'batch_size'), (dict(r=0.0), 'r must'),
                      (dict(r=1.2), 'r must'), (dict(lam=-0.5), 'lam'), (dict(num_groups=1), 'num_groups'), (dict(steps=0), 'steps')]:
         with pytest.raises(ValueError, match=msg): InvDiffConfig(**bad)
