@@ -147,7 +147,7 @@ class GroupInference:
     history: list = field(default_factory=list)   # objective per step (one entry per partition for 'exact')
     partition: torch.Tensor | None = None          # (K,) the partition (e.g. class) of each group, None for one partition
     signal: torch.Tensor | None = None             # (N,) the signal the groups were inferred from, if known
-    losses: dict | None = None                     # the base's loss matrices (N, J) behind the signal: 'cond' (and 'uncond')
+    losses: dict | None = None                     # the base's losses (N, J) behind the signal: 'cond' (and 'uncond'), 'timesteps', 'seed'
     @property
     def hard(self) -> torch.Tensor: return self.W.argmax(1)
     @property
@@ -662,7 +662,7 @@ def infer_groups(self: InvDiff, x: torch.Tensor, cond=None, progress: bool = Fal
     `losses`: the matrices of an earlier stage 1 of this base on the same data (`GroupInference.losses`), to group them
     another way without computing them again."""
     L = self.loss_matrices(x, cond, progress) if losses is None else _check_losses(self, losses, x, cond)
-    s = group_signal(L['cond'], L.get('uncond'))
+    s = group_signal(L['cond'], L.get('uncond') if self.config.signal == 'contrast' and cond is not None else None)
     within = condition_ids(cond) if self.config.group_within == 'cond' else None
     self.groups = infer_groups(s, self.config.group_config(), within=within)
     self.groups.signal, self.groups.losses = s, L

@@ -128,6 +128,8 @@ def test_bad_input_gets_clear_errors(tmp_path):
     with pytest.raises(ValueError, match='no unconditional losses'):
         deb.infer_groups(x, y, losses={k: v for k, v in kept.items() if k != 'uncond'})
     with pytest.raises(ValueError, match='GroupInference.losses'): deb.infer_groups(x, y, losses=kept['cond'])
+    own = InvDiff(base, sched, InvDiffConfig(signal_timesteps=2, signal='loss'))      # reads only the conditional half
+    assert torch.equal(own.infer_groups(x, y, losses=kept).W, own.infer_groups(x, y).W)
     for bad, msg in [(dict(batch_size=0), 'batch_size'), (dict(batch_size=-2), 'batch_size'), (dict(r=0.0), 'r must'),
                      (dict(r=1.2), 'r must'), (dict(lam=-0.5), 'lam'), (dict(num_groups=1), 'num_groups'), (dict(steps=0), 'steps')]:
         with pytest.raises(ValueError, match=msg): InvDiffConfig(**bad)
