@@ -21,5 +21,23 @@ def isolated_env(tmp_path_factory):
     mp.setenv('INVDIFF_CACHE', str(tmp_path_factory.mktemp('invdiff_cache')))
     mp.setenv('PYTHONPATH', os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
     mp.delenv('INVDIFF_REPRODUCE_DEPTH', raising=False)   # tests start outside any reproduce run
+    if os.environ.get('PYTEST_XDIST_WORKER'):              # `make test` runs one worker per core (pytest-xdist): each
+        mp.setenv('OMP_NUM_THREADS', '1')                  # worker, and the kernels and subprocesses it starts, computes
+        mp.setenv('MKL_NUM_THREADS', '1')                  # on one thread, so that the workers do not compete for cores
+        import torch
+        torch.set_num_threads(1)
     yield
     mp.undo()
+
+
+# Tests that start Jupyter kernels (papermill) run one at a time: two kernels executing at once can stall a cell with
+# widget traffic until its execution timeout (nbclient issue #312). Under `make test` (pytest-xdist, --dist loadgroup)
+# they all go to one worker, one after another, while the other workers run the in-process tests.
+KERNEL_MODULES = {'test_notebooks.py', 'test_reproduce.py', 'test_reproducibility.py'}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker('notebook') or item.path.name in KERNEL_MODULES:
+            item.add_marker(pytest.mark.xdist_group('kernels'))
