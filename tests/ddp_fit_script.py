@@ -40,3 +40,5 @@ if __name__ == '__main__':
     r = acc.process_index
     save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, str(out / f'rank{r}.safetensors'))
     (out / f'rank{r}.json').write_text(json.dumps({'losses': res.losses, 'world': acc.num_processes}))
+    acc.wait_for_everyone()
+    acc.end_training()      # destroys the process group: exiting with a live gloo group can abort at interpreter shutdown
