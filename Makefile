@@ -6,7 +6,7 @@ PROFILE ?= cpu
 STAMP := $(VENV)/.invdiff-installed
 # torch/torchvision are pinned here (not only in settings.ini) so pip takes the matching pair it has on disk.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# make test runs one pytest-xdist worker per core; the tests that start Jupyter kernels share one worker (tests/conftest.py).
+# make test runs one pytest-xdist worker per core; the tests that start Jupyter kernels, and the DDP test, share one worker (tests/conftest.py).
 TEST_WORKERS ?= auto
 
 .PHONY: reproduce test install export clean-nbs readme lab docs publish bench gpu-check help

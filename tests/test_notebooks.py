@@ -1,6 +1,6 @@
 """papermill executes every notebook in nbs/ under the smoke profile, one test per notebook.
 
-One kernel at a time, also under `make test`'s parallel workers (conftest puts every kernel-starting test into one xdist group): notebooks with widgets can stall when kernels run concurrently (seen with papermill and ipywidgets: a cell with a widget can wait forever for its reply).
+One kernel at a time, also under `make test`'s parallel workers (conftest puts every kernel-starting test into the xdist group `serial`): notebooks with widgets can stall when kernels run concurrently (seen with papermill and ipywidgets: a cell with a widget can wait forever for its reply).
 An execution timeout per cell is always set, and pytest-timeout is the backstop."""
 import json
 import math
