@@ -16,7 +16,9 @@ def test_two_processes_match_single_process(tmp_path):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29613',
            str(HERE / 'ddp_fit_script.py'), str(tmp_path)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280, cwd=tmp_path)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    done = sorted(f.name for f in tmp_path.glob('rank*.done'))
+    assert p.returncode == 0, f'ranks that finished their work: {done}\n' + p.stdout[-3000:] + p.stderr[-3000:]
+    assert done == ['rank0.done', 'rank1.done'], done
     w0, w1 = load_file(tmp_path / 'rank0.safetensors'), load_file(tmp_path / 'rank1.safetensors')
     assert json.loads((tmp_path / 'rank0.json').read_text())['world'] == 2
     for k in w0: assert torch.equal(w0[k], w1[k]), f'processes disagree on {k}'
