@@ -27,6 +27,15 @@ def _settings():
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=IDS)
+def test_cell_ids_are_unique(nb):
+    "nbformat silently renames a repeated cell id each time it reads the notebook, so a repeat never stays fixed."
+    import json, collections
+    ids = collections.Counter(c.get('id') for c in json.loads(nb.read_text(encoding='utf-8'))['cells'])
+    repeated = sorted(k for k, v in ids.items() if v > 1)
+    assert not repeated, f'{nb.name} repeats the cell ids {repeated}: give each cell its own id'
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=IDS)
 def test_one_literal_parameters_cell(nb):
     cells = [c for c in nbformat.read(nb, as_version=4).cells if 'parameters' in c.metadata.get('tags', [])]
     assert len(cells) == 1, f'{nb.name} has {len(cells)} cells tagged "parameters": papermill needs exactly one'
