@@ -2,6 +2,8 @@
 (nbdev_export and nbdev_clean on a temporary copy change nothing); environment.yml lists what settings.ini
 requires; README.md is what index.ipynb and reports/ generate."""
 import ast
+import collections
+import json
 import re
 import shutil
 import subprocess
@@ -29,7 +31,6 @@ def _settings():
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=IDS)
 def test_cell_ids_are_unique(nb):
     "nbformat silently renames a repeated cell id each time it reads the notebook, so a repeat never stays fixed."
-    import json, collections
     ids = collections.Counter(c.get('id') for c in json.loads(nb.read_text(encoding='utf-8'))['cells'])
     repeated = sorted(k for k, v in ids.items() if v > 1)
     assert not repeated, f'{nb.name} repeats the cell ids {repeated}: give each cell its own id'
