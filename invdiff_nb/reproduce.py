@@ -332,7 +332,8 @@ def shrink_png(data: bytes) -> bytes:
     from PIL import Image
     try:
         im = Image.open(io.BytesIO(data))
-        q = im.convert('RGBA' if 'A' in im.getbands() else 'RGB').quantize(colors=256, method=Image.Quantize.FASTOCTREE if 'A' in im.getbands() else Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        alpha = 'A' in im.getbands() or 'transparency' in im.info    # a palette PNG (one shrunk before) keeps its transparency
+        q = im.convert('RGBA' if alpha else 'RGB').quantize(colors=256, method=Image.Quantize.FASTOCTREE if alpha else Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         out = io.BytesIO(); q.save(out, 'PNG', optimize=True)
         return out.getvalue() if out.tell() < len(data) else data
     except Exception: return data                                  # not a PNG we can read: keep it as it is

@@ -226,6 +226,13 @@ def test_shrink_png_keeps_the_picture():
     fig, ax = plt.subplots(); ax.plot(np.sin(np.linspace(0, 6, 100))); ax.imshow(np.random.default_rng(0).random((8, 8)), extent=(0, 20, -1, 1))
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80); plt.close(fig)
     small = shrink_png(buf.getvalue())
-    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert('RGB'), dtype=float) for x in (buf.getvalue(), small))
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert('RGBA').convert('RGB'), dtype=float) for x in (buf.getvalue(), small))
     assert len(small) < len(buf.getvalue()) and a.shape == b.shape and np.abs(a - b).mean() < 2.0   # out of 255
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')                   # a shrunk (palette + transparency) PNG shrinks again silently
+        again = shrink_png(small)
+    assert not caught, [str(w.message) for w in caught]
+    c = np.asarray(Image.open(io.BytesIO(again)).convert('RGBA').convert('RGB'), dtype=float)
+    assert len(again) <= len(small) and np.abs(b - c).mean() < 1.0
     assert shrink_png(b'not a png') == b'not a png'
