@@ -7,7 +7,7 @@ and an objective:
 - draw rules, all label-free, every class drawn equally often: 'bal' (group-balanced, the recipe's draws: every group
   equally often), 'tilt<b>' (sample i with weight exp(b z_i), z the signal standardised within its class: a soft
   version of JTT's upweighting of the signal's top), 'mix1' (half 'bal', half 'tilt1'), 'max1' (the larger of the two,
-  renormalised);
+  renormalised), 'jtt' (JTT's own weights: the top 10% of each class's signal drawn 10 times as often);
 - objectives: 'groups' (the recipe: V-REx, the mean of the group risks plus lam times their variance, lam = 10), 'one'
   (one group: the plain batch mean, as JTT and the 'balanced' control train) or 'plain' (the plain batch mean plus the
   same penalty lam Var_k R_k over the inferred groups).
@@ -27,7 +27,8 @@ VARIANTS = {  # name: (draw rule, tilt b, objective)
     'bal_groups': ('bal', 0, 'groups'), 'mix1_groups': ('mix', 1.0, 'groups'), 'tilt05_groups': ('tilt', 0.5, 'groups'),
     'max1_groups': ('max', 1.0, 'groups'), 'bal_one': ('bal', 0, 'one'), 'mix1_one': ('mix', 1.0, 'one'),
     'tilt05_one': ('tilt', 0.5, 'one'), 'tilt1_one': ('tilt', 1.0, 'one'),
-    'bal_plain': ('bal', 0, 'plain'), 'mix1_plain': ('mix', 1.0, 'plain'), 'tilt05_plain': ('tilt', 0.5, 'plain')}
+    'bal_plain': ('bal', 0, 'plain'), 'mix1_plain': ('mix', 1.0, 'plain'), 'tilt05_plain': ('tilt', 0.5, 'plain'),
+    'jtt_groups': ('jtt', 0, 'groups'), 'jtt_plain': ('jtt', 0, 'plain')}
 chosen = sys.argv[3].split(',') if len(sys.argv) > 3 else list(VARIANTS)
 VARIANTS = {n: VARIANTS[n] for n in chosen}
 
@@ -54,7 +55,11 @@ def draw_probs(rule, b, groups, ids):
     s = groups.signal.double(); z = torch.empty_like(s)
     for v in ids.unique(): m = ids == v; z[m] = (s[m] - s[m].mean()) / s[m].std()
     bal, tilt = per_class(group_balanced_probs(groups.W), ids), per_class(torch.exp(b * z), ids)
-    return {'bal': bal, 'tilt': tilt, 'mix': 0.5 * bal + 0.5 * tilt, 'max': per_class(torch.maximum(bal, tilt), ids)}[rule]
+    jtt = torch.ones(len(s), dtype=torch.float64)             # JTT's weights: the top 10% of each class's signal x 10
+    for v in ids.unique():
+        idx = (ids == v).nonzero().flatten(); jtt[idx[s[idx].topk(max(1, int(0.1 * len(idx)))).indices]] = 10.0
+    return {'bal': bal, 'tilt': tilt, 'mix': 0.5 * bal + 0.5 * tilt, 'max': per_class(torch.maximum(bal, tilt), ids),
+            'jtt': per_class(jtt, ids)}[rule]
 
 for bench in benches:
     clf = attribute_classifiers(bench, 16, seed=0, profile='cpu', verbose=False)
