@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_bench.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, ctypes, functools, json, math, os, platform, statistics, sys, threading, time, warnings
+import argparse, contextlib, ctypes, functools, gc, json, math, os, platform, statistics, sys, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -125,16 +125,18 @@ def _heap_in_use() -> int | None:
     m = f(); return m.uordblks + m.hblkhd
 
 class PeakMemory:
-    "Peak memory allocated above the start of the block, in MB (`.mb`): CUDA's allocator statistics, or the C heap of a Linux CPU polled every 0.2 ms; None elsewhere."
+    "Peak memory allocated above the start of the block, in MB (`.mb`): CUDA's allocator statistics, or the C heap of a Linux CPU polled every 0.2 ms (a spike shorter than a scheduling slice of a busy machine can be missed); None elsewhere."
     def __init__(self, device): self.device, self.mb, self._thread = torch.device(device), None, None
     def __enter__(self):
+        gc.collect()                                   # garbage left by earlier code is freed now, not in the middle of the block
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device); torch.cuda.reset_peak_memory_stats(self.device); self.base = torch.cuda.memory_allocated(self.device)
         elif (b := _heap_in_use()) is not None:
             self.base = self.peak = b; self._stop = threading.Event()
+            polling = threading.Event()
             def poll():
-                while not self._stop.is_set(): self.peak = max(self.peak, _heap_in_use()); time.sleep(2e-4)
-            self._thread = threading.Thread(target=poll, daemon=True); self._thread.start()
+                while not self._stop.is_set(): self.peak = max(self.peak, _heap_in_use()); polling.set(); time.sleep(2e-4)
+            self._thread = threading.Thread(target=poll, daemon=True); self._thread.start(); polling.wait()   # the block starts once polling has
         return self
     def __exit__(self, *exc):
         if self.device.type == 'cuda':
