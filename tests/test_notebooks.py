@@ -60,7 +60,7 @@ INVARIANTS = {
                    ('risk_std_after_fit', FIN), ('planted_between_exact_K4_minority_recall', lambda v: v >= 0.8)],
     '51_invdiff_waterbirds': [('wb_bias_score_*', P01), ('ca_bias_score_*', P01), ('ff_bias_score_*', P01), ('wb_fd_*', NONNEG),
                               ('*_minority_recall', P01), ('n_seeds', lambda v: v == 2), ('*_bias_diff_lam0_se', NONNEG),
-                              ('*_oracle_diff_jtt_se', NONNEG)],
+                              ('*_oracle_diff_jtt_se', NONNEG), ('*_balanced_diff_jtt_se', NONNEG)],
     '52_invdiff_theory': [('theory_train_std_*', NONNEG), ('theory_test_mean_*', POS)],
     '53_invdiff_cli': [('cli_bias_score_*', P01), ('cli_risk_spread_*', NONNEG), ('cli_module_params', POS)],
     '60_bench': [('ours_img_per_s', POS), ('plain_img_per_s', POS), ('params', POS)],
