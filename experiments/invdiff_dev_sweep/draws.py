@@ -8,6 +8,10 @@ and an objective:
   equally often), 'tilt<b>' (sample i with weight exp(b z_i), z the signal standardised within its class: a soft
   version of JTT's upweighting of the signal's top), 'mix1' (half 'bal', half 'tilt1'), 'max1' (the larger of the two,
   renormalised), 'jtt' (JTT's own weights: the top 10% of each class's signal drawn 10 times as often);
+- three rules that read the bias labels, references that ask why JTT works, never methods: 'lab' (every (class, bias)
+  group equally often, as the 'balanced' control of notebook 51 draws), 'jttmin' (JTT's weights with the 10x kept only
+  on the minority samples of the top 10%), 'randmin' (10x on as many minority samples of each class as 'jttmin' lifts,
+  picked at random instead of by the signal);
 - objectives: 'groups' (the recipe: V-REx, the mean of the group risks plus lam times their variance, lam = 10), 'one'
   (one group: the plain batch mean, as JTT and the 'balanced' control train) or 'plain' (the plain batch mean plus the
   same penalty lam Var_k R_k over the inferred groups).
@@ -28,7 +32,8 @@ VARIANTS = {  # name: (draw rule, tilt b, objective)
     'max1_groups': ('max', 1.0, 'groups'), 'bal_one': ('bal', 0, 'one'), 'mix1_one': ('mix', 1.0, 'one'),
     'tilt05_one': ('tilt', 0.5, 'one'), 'tilt1_one': ('tilt', 1.0, 'one'),
     'bal_plain': ('bal', 0, 'plain'), 'mix1_plain': ('mix', 1.0, 'plain'), 'tilt05_plain': ('tilt', 0.5, 'plain'),
-    'jtt_groups': ('jtt', 0, 'groups'), 'jtt_plain': ('jtt', 0, 'plain')}
+    'jtt_groups': ('jtt', 0, 'groups'), 'jtt_plain': ('jtt', 0, 'plain'),
+    'jtt_one': ('jtt', 0, 'one'), 'lab_one': ('lab', 0, 'one'), 'jttmin_one': ('jttmin', 0, 'one'), 'randmin_one': ('randmin', 0, 'one')}
 chosen = sys.argv[3].split(',') if len(sys.argv) > 3 else list(VARIANTS)
 VARIANTS = {n: VARIANTS[n] for n in chosen}
 
@@ -51,15 +56,24 @@ def per_class(p, ids):
     for v in ids.unique(): m = ids == v; out[m] = p[m] / p[m].sum()
     return out / out.sum()
 
-def draw_probs(rule, b, groups, ids):
+def draw_probs(rule, b, groups, ids, mino, group, seed):
     s = groups.signal.double(); z = torch.empty_like(s)
     for v in ids.unique(): m = ids == v; z[m] = (s[m] - s[m].mean()) / s[m].std()
     bal, tilt = per_class(group_balanced_probs(groups.W), ids), per_class(torch.exp(b * z), ids)
     jtt = torch.ones(len(s), dtype=torch.float64)             # JTT's weights: the top 10% of each class's signal x 10
     for v in ids.unique():
         idx = (ids == v).nonzero().flatten(); jtt[idx[s[idx].topk(max(1, int(0.1 * len(idx)))).indices]] = 10.0
-    return {'bal': bal, 'tilt': tilt, 'mix': 0.5 * bal + 0.5 * tilt, 'max': per_class(torch.maximum(bal, tilt), ids),
-            'jtt': per_class(jtt, ids)}[rule]
+    if rule in ('bal', 'tilt', 'mix', 'max', 'jtt'):
+        return {'bal': bal, 'tilt': tilt, 'mix': 0.5 * bal + 0.5 * tilt, 'max': per_class(torch.maximum(bal, tilt), ids),
+                'jtt': per_class(jtt, ids)}[rule]
+    if rule == 'lab': return per_class(1.0 / torch.bincount(group)[group].double(), ids)   # labels: a reference
+    jttmin = torch.where(mino, jtt, torch.ones_like(jtt))     # labels: JTT's 10x on its minority samples only
+    if rule == 'jttmin': return per_class(jttmin, ids)
+    g, rnd = torch.Generator().manual_seed(seed), torch.ones_like(jtt)      # rule 'randmin'
+    for v in ids.unique():
+        m = (ids == v) & mino; k = int((jttmin[m] > 1).sum()); idx = m.nonzero().flatten()
+        rnd[idx[torch.randperm(len(idx), generator=g)[:k]]] = 10.0
+    return per_class(rnd, ids)
 
 for bench in benches:
     clf = attribute_classifiers(bench, 16, seed=0, profile='cpu', verbose=False)
@@ -81,7 +95,7 @@ for bench in benches:
         ids, N = condition_ids(train.target), len(train.x)
         fits = {}
         for name, (rule, b, objective) in VARIANTS.items():
-            p = draw_probs(rule, b, groups, ids)
+            p = draw_probs(rule, b, groups, ids, mino, train.group.cpu(), derive_seed(s, 'randmin'))
             d = InvDiff(base, sched(), cfg)
             if objective == 'plain':
                 def job(d=d, p=p):
