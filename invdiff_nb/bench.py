@@ -136,7 +136,7 @@ class PeakMemory:
             polling = threading.Event()
             def poll():
                 while not self._stop.is_set(): self.peak = max(self.peak, _heap_in_use()); polling.set(); time.sleep(2e-4)
-            self._thread = threading.Thread(target=poll, daemon=True); self._thread.start(); polling.wait()   # the block starts once polling has
+            self._thread = threading.Thread(target=poll, daemon=True); self._thread.start(); polling.wait(5)   # the block starts once polling has
         return self
     def __exit__(self, *exc):
         if self.device.type == 'cuda':
