@@ -8,27 +8,15 @@ only) and the seconds the loss matrices took. A variant is a grid (J8: the study
 every 2nd and every point of the 32-point grid), with or without a z-score per timestep, and a number of groups per
 class (the study's, or 2)."""
 import os, sys, time, json, torch
-from invdiff_nb.core import derive_seed
-from invdiff_nb.train import TrainConfig
-from invdiff_nb.ddpm import GaussianScheduler, SchedulerConfig
-from invdiff_nb.models import UNet, unet_config
-from invdiff_nb.bias_data import make_benchmark
-from invdiff_nb.invdiff import InvDiff, InvDiffConfig, fit_base, minority_stats, infer_groups, group_signal
+from invdiff_nb.invdiff import InvDiff, InvDiffConfig, minority_stats, infer_groups, group_signal
+from devbase import sched, dev_base
 torch.set_num_threads(int(os.environ.get('THREADS', '2')))
 benches, seeds = sys.argv[1].split(','), [int(s) for s in sys.argv[2].split(',')]
 GPC = {'waterbirds': 2, 'celeba': 4, 'fairface': 4}   # notebook 51's groups per class
-def sched(): return GaussianScheduler(SchedulerConfig(num_train_timesteps=1000, rescale_betas_zero_snr=True, prediction_type='v_prediction', timestep_spacing='trailing'))
 out = []
 for b in benches:
     for s in seeds:
-        train = make_benchmark(b, 'train', 16, seed=s, n=None)
-        ucfg = unet_config('smoke', in_channels=3, image_size=16, num_classes=train.spec.num_classes, num_train_timesteps=1000)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(s, 'base-init')); base = UNet(ucfg)
-        tcfg = TrainConfig(steps=1200, lr=2e-3, warmup_steps=100, lr_schedule='cosine', seed=derive_seed(s, 'base-train'), log_every=50)
-        base, _, _ = fit_base(base, sched(), train.x, train.target, tcfg, 32, cond_drop_prob=0.1,
-                              cache=os.environ.get('SWEEP_CACHE', 'runs/sweep-cache'), name=f'invdiff-base-{b}-16px', seed=s)
-        base = base.eval().requires_grad_(False)
+        train, base = dev_base(b, s)
         x, y = train.x, train.target
         spec = train.spec; cnt = train.group_counts().view(spec.num_classes, spec.num_bias_values).double()
         mino = (cnt / cnt.sum(1, keepdim=True)).flatten()[train.group.cpu()] < 1 / spec.num_bias_values
